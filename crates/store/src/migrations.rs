@@ -1,0 +1,133 @@
+//! Schema migrations for SQLite and PostgreSQL.
+//!
+//! One ordered list; each step is written once in the common subset of both dialects, with
+//! `{blob}` standing for the binary column type (`BLOB` / `BYTEA`). Applied steps are recorded in
+//! `schema_migrations`; a database newer than this binary is refused rather than guessed at.
+//! Timestamps are integer milliseconds since the Unix epoch in every table.
+
+use sqlx::{AnyConnection, Executor, Row};
+
+use crate::{Backend, StoreError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sql: r#"
+CREATE TABLE vault_keys (
+    version BIGINT PRIMARY KEY,
+    check_value {blob} NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX users_one_owner ON users (role) WHERE role = 'owner';
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE TABLE credentials (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    public_data TEXT NOT NULL,
+    secret_fields TEXT NOT NULL,
+    secret_data {blob} NOT NULL,
+    key_version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX credentials_type ON credentials (type);
+"#,
+}];
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+pub(crate) async fn migrate(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreError> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let blob = match backend {
+        Backend::Sqlite => "BLOB",
+        Backend::Postgres => "BYTEA",
+    };
+    let applied: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("v")?;
+    if applied > latest_version() {
+        return Err(StoreError::SchemaTooNew {
+            found: applied,
+            known: latest_version(),
+        });
+    }
+    // SQLite: take the write lock up front (BEGIN IMMEDIATE) so two processes migrating at once
+    // queue on busy_timeout instead of failing to upgrade a read lock. PostgreSQL callers hold an
+    // advisory lock around this function.
+    let begin = match backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    };
+    for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
+        conn.execute(begin).await?;
+        let result = apply(conn, m, blob).await;
+        match result {
+            Ok(()) => {
+                conn.execute("COMMIT").await?;
+            }
+            Err(e) => {
+                let _ = conn.execute("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply(conn: &mut AnyConnection, m: &Migration, blob: &str) -> Result<(), StoreError> {
+    // Another process may have applied it while we waited for the lock.
+    let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
+        .bind(m.version)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?;
+    if done > 0 {
+        return Ok(());
+    }
+    for stmt in m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        conn.execute(stmt.replace("{blob}", blob).as_str()).await?;
+    }
+    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+        .bind(m.version)
+        .bind(m.name)
+        .bind(crate::now_ms())
+        .execute(&mut *conn)
+        .await?;
+    tracing::info!(version = m.version, name = m.name, "applied migration");
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The store's test suite. Every test runs twice: `sqlite::<name>` on a fresh SQLite file and
+//! `postgres::<name>` on a fresh PostgreSQL database.
+
+use ledgerflow_store::testing::TestDb;
+use ledgerflow_store::vault::generate_key;
+use ledgerflow_store::{CredentialPatch, Keyring, NewCredential, Store, StoreError};
+use secrecy::ExposeSecret;
+use serde_json::{json, Map, Value};
+use sqlx::Row;
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = ledgerflow_store::testing::TestDb::sqlite(dir.path());
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = ledgerflow_store::testing::TestDb::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.drop_db().await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    credential_round_trip_survives_reconnect,
+    secret_plaintext_is_never_stored,
+    update_merges_fields_and_null_removes,
+    wrong_key_is_refused_by_name,
+    rotation_reencrypts_and_old_keyrings_are_told_what_is_missing,
+    interrupted_rotation_leaves_every_secret_readable,
+    only_one_owner_even_when_racing,
+    sessions_and_api_keys_resolve_to_their_user,
+    migrations_are_idempotent_and_concurrent_safe,
+);
+
+fn key() -> String {
+    generate_key()
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+async fn open(db: &TestDb, keys: &str) -> Store {
+    Store::connect(&db.url, Keyring::from_env_value(keys).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn new_basic(store: &Store, name: &str, password: &str) -> String {
+    store
+        .create_credential(NewCredential {
+            name: name.into(),
+            type_name: "httpBasicAuth".into(),
+            public: obj(json!({"user": "ann"})),
+            secret: obj(json!({"password": password})),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn credential_round_trip_survives_reconnect(db: &TestDb) {
+    let k = key();
+    let store = open(db, &k).await;
+    let id = new_basic(&store, "Shop API", "pw-round-trip").await;
+    store.close().await;
+
+    let store = open(db, &k).await;
+    let list = store.list_credentials().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].name, "Shop API");
+    assert_eq!(list[0].type_name, "httpBasicAuth");
+    assert_eq!(list[0].data, obj(json!({"user": "ann"})));
+    assert_eq!(list[0].secret_fields_set, vec!["password".to_string()]);
+    let secrets = store.credential_secrets(&id).await.unwrap();
+    assert_eq!(secrets["password"].expose_secret(), "pw-round-trip");
+    store.delete_credential(&id).await.unwrap();
+    assert!(matches!(
+        store.get_credential(&id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_credential(&id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn secret_plaintext_is_never_stored(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let marker = "MARKER-7f3a9c-plaintext";
+    let id = new_basic(&store, "Marker", marker).await;
+    // Serialising a credential (what the API returns) never includes the secret.
+    let shown = serde_json::to_string(&store.get_credential(&id).await.unwrap()).unwrap();
+    assert!(!shown.contains(marker));
+    // Every stored column, read raw, lacks the plaintext.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let row = sqlx::query(
+        "SELECT name, type, public_data, secret_fields, secret_data FROM credentials WHERE id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let blob: Vec<u8> = row.try_get("secret_data").unwrap();
+    assert!(!String::from_utf8_lossy(&blob).contains(marker));
+    let public: String = row.try_get("public_data").unwrap();
+    assert!(!public.contains(marker));
+    pool.close().await;
+    store.close().await;
+    if !db.is_postgres() {
+        // The whole SQLite file set (database and WAL), byte for byte.
+        let path = db.url.trim_start_matches("sqlite://");
+        let path = path.split('?').next().unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                assert!(
+                    !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                    "plaintext found in {path}{suffix}"
+                );
+            }
+        }
+    }
+}
+
+async fn update_merges_fields_and_null_removes(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let id = store
+        .create_credential(NewCredential {
+            name: "Header".into(),
+            type_name: "httpHeaderAuth".into(),
+            public: obj(json!({"name": "X-Api-Key"})),
+            secret: obj(json!({"value": "v1", "extra": "e"})),
+        })
+        .await
+        .unwrap()
+        .id;
+    let updated = store
+        .update_credential(
+            &id,
+            CredentialPatch {
+                name: Some("Header 2".into()),
+                public: obj(json!({"name": "X-Key"})),
+                secret: obj(json!({"value": "v2", "extra": null})),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "Header 2");
+    assert_eq!(updated.data["name"], "X-Key");
+    assert_eq!(updated.secret_fields_set, vec!["value".to_string()]);
+    let secrets = store.credential_secrets(&id).await.unwrap();
+    assert_eq!(secrets["value"].expose_secret(), "v2");
+    assert!(!secrets.contains_key("extra"));
+    assert_eq!(store.get_credential(&id).await.unwrap().name, "Header 2");
+}
+
+async fn wrong_key_is_refused_by_name(db: &TestDb) {
+    let store = open(db, &key()).await;
+    new_basic(&store, "A", "pw").await;
+    store.close().await;
+    let err = Store::connect(&db.url, Keyring::from_env_value(&key()).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey { version: 1, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("LEDGERFLOW_ENCRYPTION_KEY"), "{msg}");
+    assert!(msg.contains("does not match"), "{msg}");
+}
+
+async fn rotation_reencrypts_and_old_keyrings_are_told_what_is_missing(db: &TestDb) {
+    let k1 = key();
+    let store = open(db, &k1).await;
+    let a = new_basic(&store, "A", "pw-a").await;
+    let b = new_basic(&store, "B", "pw-b").await;
+    store.close().await;
+
+    let both = format!("1:{k1},2:{}", key());
+    let store = open(db, &both).await;
+    let (version, n) = store.rotate_keys(false).await.unwrap();
+    assert_eq!((version, n), (2, 2));
+    assert_eq!(store.key_usage().await.unwrap(), vec![(2, 2)]);
+    assert_eq!(
+        store.credential_secrets(&a).await.unwrap()["password"].expose_secret(),
+        "pw-a"
+    );
+    // Rotating again has nothing left to do.
+    assert_eq!(store.rotate_keys(false).await.unwrap(), (2, 0));
+    store.close().await;
+
+    // A server still holding only version 1 is told that version 2 is missing.
+    let err = Store::connect(&db.url, Keyring::from_env_value(&k1).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::KeyMissing { version: 2, .. }), "{err}");
+    let store = open(db, &both).await;
+    assert_eq!(
+        store.credential_secrets(&b).await.unwrap()["password"].expose_secret(),
+        "pw-b"
+    );
+}
+
+async fn interrupted_rotation_leaves_every_secret_readable(db: &TestDb) {
+    // A key file keyring, as `ledgerflow keys rotate` uses.
+    let home = tempfile::tempdir().unwrap();
+    let ring = Keyring::load(home.path(), None).unwrap();
+    let store = Store::connect(&db.url, ring.clone()).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(new_basic(&store, &format!("C{i}"), &format!("pw-{i}")).await);
+    }
+    // Rotate, but stop after the first write to simulate an interruption: the new version is
+    // in the key file and some rows use it, others do not.
+    let (target, _) = {
+        let new = ring.add_version().unwrap();
+        (new, ())
+    };
+    store.close().await;
+    let store = Store::connect(&db.url, Keyring::load(home.path(), None).unwrap())
+        .await
+        .unwrap();
+    store
+        .update_credential(&ids[0], CredentialPatch::default())
+        .await
+        .unwrap();
+    let usage = store.key_usage().await.unwrap();
+    assert_eq!(usage, vec![(1, 5), (target, 1)]);
+    for (i, id) in ids.iter().enumerate() {
+        let s = store.credential_secrets(id).await.unwrap();
+        assert_eq!(s["password"].expose_secret(), format!("pw-{i}"));
+    }
+    // Finishing the rotation later converges.
+    let (v, n) = store.rotate_keys(false).await.unwrap();
+    assert_eq!((v, n), (target, 5));
+}
+
+async fn only_one_owner_even_when_racing(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_owner(&format!("owner{i}@example.com"), "hash").await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict(m)) => assert!(m.contains("owner")),
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(store.user_count().await.unwrap(), 1);
+}
+
+async fn sessions_and_api_keys_resolve_to_their_user(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let user = store.create_owner("Ann@Example.com", "hash").await.unwrap();
+    assert_eq!(user.email, "ann@example.com");
+    assert!(store.user_by_email("ANN@example.com").await.unwrap().is_some());
+
+    let far = ledgerflow_store::now_ms() + 60_000;
+    store.create_session(&user.id, "sess-hash", far).await.unwrap();
+    store
+        .create_session(&user.id, "old-hash", ledgerflow_store::now_ms() - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_user("sess-hash").await.unwrap().unwrap().id,
+        user.id
+    );
+    assert!(store.session_user("old-hash").await.unwrap().is_none());
+    assert!(store.session_user("nope").await.unwrap().is_none());
+    store.delete_session("sess-hash").await.unwrap();
+    assert!(store.session_user("sess-hash").await.unwrap().is_none());
+
+    let key = store
+        .create_api_key(&user.id, "ci", "lf_abcd", "key-hash")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.api_key_user("key-hash").await.unwrap().unwrap().id,
+        user.id
+    );
+    assert!(store.api_key_user("other").await.unwrap().is_none());
+    let keys = store.list_api_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].last_used_at.is_some());
+    store.delete_api_key(&key.id).await.unwrap();
+    assert!(store.api_key_user("key-hash").await.unwrap().is_none());
+}
+
+async fn migrations_are_idempotent_and_concurrent_safe(db: &TestDb) {
+    let k = key();
+    let (a, b) = tokio::join!(
+        Store::connect(&db.url, Keyring::from_env_value(&k).unwrap()),
+        Store::connect(&db.url, Keyring::from_env_value(&k).unwrap()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    new_basic(&a, "A", "x").await;
+    assert_eq!(b.count_credentials().await.unwrap(), 1);
+    a.close().await;
+    b.close().await;
+    let c = open(db, &k).await;
+    assert_eq!(c.count_credentials().await.unwrap(), 1);
+}
