@@ -1,0 +1,324 @@
+//! The `ledgerflow` binary: command-line parsing, configuration and wiring of the library crates.
+//! Nothing here speaks SQL or knows a route's insides.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ledgerflow_server::{AppState, ServerConfig};
+use ledgerflow_store::{Keyring, Store};
+
+#[derive(Parser)]
+#[command(name = "ledgerflow", version, about = "Self-hosted workflow automation for accounting integrations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Folder for the embedded database and the encryption key file.
+    #[arg(long, env = "LEDGERFLOW_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// Use this database instead of the embedded SQLite file (postgres://user@host:port/db).
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API keys for scripts.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+    /// Manage the encryption keys of stored secrets.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspect credentials.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "LEDGERFLOW_BIND")]
+    bind: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080, env = "LEDGERFLOW_PORT")]
+    port: u16,
+    /// The URL this server is reached at (for OAuth redirect and webhook URLs).
+    /// Defaults to http://<bind>:<port>.
+    #[arg(long, env = "LEDGERFLOW_PUBLIC_URL")]
+    public_url: Option<url::Url>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create the owner account (the password is read from LEDGERFLOW_OWNER_PASSWORD or stdin).
+    CreateOwner {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key for the owner and print it (it is shown only once).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// A name to tell keys apart.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List API keys (names and prefixes, never the keys).
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete an API key by id.
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new key version and re-encrypt every secret with it. Safe to interrupt and re-run.
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show key versions and how many secrets use each.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialsCommand {
+    /// List credentials (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("LEDGERFLOW_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+impl Common {
+    fn home(&self) -> Result<PathBuf> {
+        if let Some(h) = &self.home {
+            return Ok(h.clone());
+        }
+        let base = std::env::var_os("HOME")
+            .context("set LEDGERFLOW_HOME (or HOME) to choose where Ledgerflow keeps its data")?;
+        Ok(PathBuf::from(base).join(".ledgerflow"))
+    }
+
+    async fn open(&self) -> Result<Store> {
+        let home = self.home()?;
+        std::fs::create_dir_all(&home)
+            .with_context(|| format!("cannot create the home folder {}", home.display()))?;
+        let env_key = std::env::var(ledgerflow_store::vault::KEY_ENV).ok();
+        let keyring = Keyring::load(&home, env_key.as_deref())?;
+        let url = match &self.database_url {
+            Some(u) if !u.trim().is_empty() => u.clone(),
+            _ => ledgerflow_store::sqlite_url(&home),
+        };
+        let store = Store::connect(&url, keyring).await?;
+        Ok(store)
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    init_logging();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::User(UserCommand::CreateOwner { common, email }) => {
+            let password = read_password()?;
+            if let Err(msg) = ledgerflow_server::auth::validate_new_account(&email, &password) {
+                bail!("{msg}");
+            }
+            let store = common.open().await?;
+            let hash = ledgerflow_server::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+            let user = store.create_owner(&email, &hash).await?;
+            println!("Owner account created for {}.", user.email);
+            Ok(())
+        }
+        Command::Apikey(cmd) => apikey(cmd).await,
+        Command::Keys(KeysCommand::Rotate { common }) => {
+            let store = common.open().await?;
+            let from_file = matches!(store.keyring().source(), ledgerflow_store::KeySource::File(_));
+            if !from_file {
+                let usage = store.key_usage().await?;
+                let current = store.keyring().current_version();
+                if usage.iter().all(|(v, _)| *v == current) {
+                    bail!(
+                        "keys come from LEDGERFLOW_ENCRYPTION_KEY and every secret already uses its newest version ({current}); to rotate, add a new key as the next version (`{current}:<old>,{}:<new>`; `ledgerflow keys generate` is not needed, any base64 of 32 random bytes works) on every server, then run this again",
+                        current + 1
+                    );
+                }
+            }
+            let (version, n) = store.rotate_keys(from_file).await?;
+            println!("Every secret now uses encryption key version {version} ({n} re-encrypted).");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Status { common }) => {
+            let store = common.open().await?;
+            println!("Keys from: {}", store.keyring().source());
+            println!("Loaded versions: {:?} (new secrets use {})", store.keyring().versions(), store.keyring().current_version());
+            for (v, n) in store.key_usage().await? {
+                println!("  version {v}: {n} secret(s)");
+            }
+            Ok(())
+        }
+        Command::Credentials(CredentialsCommand::List { common, json }) => {
+            let store = common.open().await?;
+            let creds = store.list_credentials().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&creds)?);
+            } else if creds.is_empty() {
+                println!("No credentials.");
+            } else {
+                println!("{:<34} {:<18} NAME", "ID", "TYPE");
+                for c in creds {
+                    println!("{:<34} {:<18} {}", c.id, c.type_name, c.name);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> Result<String> {
+    if let Ok(p) = std::env::var("LEDGERFLOW_OWNER_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("Password (at least 10 characters): ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn apikey(cmd: ApiKeyCommand) -> Result<()> {
+    match cmd {
+        ApiKeyCommand::Create { common, name } => {
+            let store = common.open().await?;
+            let owner = owner(&store).await?;
+            let (key, prefix, hash) = ledgerflow_server::auth::new_api_key();
+            store.create_api_key(&owner, &name, &prefix, &hash).await?;
+            eprintln!("API key '{name}' created. It is shown only this once; use it as `Authorization: Bearer <key>`.");
+            println!("{key}");
+        }
+        ApiKeyCommand::List { common } => {
+            let store = common.open().await?;
+            for k in store.list_api_keys().await? {
+                println!("{}  {}…  {}", k.id, k.prefix, k.name);
+            }
+        }
+        ApiKeyCommand::Delete { common, id } => {
+            let store = common.open().await?;
+            store.delete_api_key(&id).await?;
+            println!("API key {id} deleted.");
+        }
+    }
+    Ok(())
+}
+
+async fn owner(store: &Store) -> Result<String> {
+    if store.user_count().await? == 0 {
+        bail!("there is no owner account yet: run `ledgerflow user create-owner --email you@example.com` or open the web UI first");
+    }
+    store
+        .owner()
+        .await?
+        .map(|u| u.id)
+        .context("no owner account")
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let store = args.common.open().await?;
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}; is another server using that port? Choose one with --port"))?;
+    let local = listener.local_addr()?;
+    let public_url = match args.public_url {
+        Some(u) => u,
+        None => {
+            let host = if local.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                match local.ip() {
+                    IpAddr::V6(ip) => format!("[{ip}]"),
+                    IpAddr::V4(ip) => ip.to_string(),
+                }
+            };
+            url::Url::parse(&format!("http://{host}:{}", local.port()))?
+        }
+    };
+    let state = AppState::new(store.clone(), ServerConfig { public_url: public_url.clone() });
+    tracing::info!(listen = %local, public_url = %public_url, backend = ?store.backend(), "Ledgerflow is ready");
+    eprintln!("Ledgerflow is listening on http://{local} (open {public_url})");
+    ledgerflow_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("server failed")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

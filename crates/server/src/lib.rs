@@ -1,0 +1,153 @@
+//! The HTTP server: REST API, web UI pages, health and metrics.
+//!
+//! This is the only crate that speaks axum. It holds no SQL (everything persistent goes through
+//! `ledgerflow_store::Store`) and no remote API's wire format. [`app`] builds the whole router
+//! from an [`AppState`], so tests can serve it on port 0 exactly as the binary does.
+//!
+//! Every route requires a signed-in user or an API key except `/healthz`, the sign-in and owner
+//! set-up pages (which carry their own CSRF check), and, as they arrive, the OAuth callback and
+//! webhook ingress, which have their own checks.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod html;
+pub mod metrics;
+pub mod openapi;
+pub mod pages;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ledgerflow_store::Store;
+
+/// Settings the server needs at run time.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The URL people and remote services reach this server at. Redirect URLs are built from it,
+    /// never from a request's Host header.
+    pub public_url: url::Url,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ServerConfig) -> Self {
+        AppState {
+            store,
+            config: Arc::new(config),
+            metrics: Arc::new(metrics::Metrics::default()),
+        }
+    }
+}
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let protected = Router::new()
+        .nest("/api/v1", api::router())
+        .route("/credentials", get(pages::credentials_list))
+        .route(
+            "/credentials/new",
+            get(pages::credential_new).post(pages::credential_create),
+        )
+        .route("/credentials/{id}/delete", post(pages::credential_delete))
+        .route("/signout", post(pages::signout))
+        .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_user,
+        ));
+    let public = Router::new()
+        .route("/", get(pages::root))
+        .route("/healthz", get(healthz))
+        .route("/setup", get(pages::setup_form).post(pages::setup_submit))
+        .route("/signin", get(pages::signin_form).post(pages::signin_submit));
+    Router::new()
+        .merge(protected)
+        .merge(public)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found(req: Request) -> Response {
+    error::ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+        .into_response()
+}
+
+/// Logs each request (method, route, status, time; never query strings or bodies, which can
+/// carry codes and secrets) and records it in the metrics.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let resp = next.run(req).await;
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .record(method.as_str(), &route, status, took);
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status,
+        ms = took.as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable", "reason": "database unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let creds = state.store.count_credentials().await.unwrap_or(-1) as f64;
+    let body = state.metrics.render(&[(
+        "ledgerflow_credentials",
+        "Credentials stored.",
+        creds,
+    )]);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}

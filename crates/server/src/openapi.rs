@@ -1,0 +1,95 @@
+//! The OpenAPI 3.0 description of `/api/v1`, served at `/api/v1/openapi.json`.
+//!
+//! Written as data next to the routes it describes; the API tests check that every route the
+//! router serves is described here.
+
+use serde_json::{json, Value};
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+pub fn document(public_url: &str) -> Value {
+    let errors = json!({
+        "400": error_response("Malformed request (e.g. invalid JSON)"),
+        "401": error_response("Missing or invalid API key or session"),
+        "404": error_response("Not found"),
+        "422": error_response("Invalid data; the message names the field"),
+    });
+    let with_errors = |ok: Value| {
+        let mut responses = errors.clone();
+        if let (Some(r), Some(ok)) = (responses.as_object_mut(), ok.as_object()) {
+            r.extend(ok.clone());
+        }
+        responses
+    };
+    let cred_ref = json!({"$ref": "#/components/schemas/Credential"});
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Ledgerflow API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Credentials for the services workflows call. Authenticate with `Authorization: Bearer <API key>` (create one with `ledgerflow apikey create`). Errors have the shape `{\"error\":{\"code\",\"message\"}}`."
+        },
+        "servers": [{"url": format!("{}/api/v1", public_url.trim_end_matches('/'))}],
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/credential-types": {"get": {
+                "summary": "List credential types", "operationId": "listCredentialTypes",
+                "responses": with_errors(json!({"200": {"description": "Credential types", "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/CredentialType"}}}}}}}}))
+            }},
+            "/credential-types/{name}": {"get": {
+                "summary": "Get a credential type", "operationId": "getCredentialType",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": with_errors(json!({"200": {"description": "The type", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CredentialType"}}}}}))
+            }},
+            "/credentials": {
+                "get": {
+                    "summary": "List credentials (secret values are never returned)", "operationId": "listCredentials",
+                    "responses": with_errors(json!({"200": {"description": "Credentials", "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array", "items": cred_ref}}}}}}}))
+                },
+                "post": {
+                    "summary": "Create a credential", "operationId": "createCredential",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CredentialCreate"}}}},
+                    "responses": with_errors(json!({"201": {"description": "Created", "content": {"application/json": {"schema": cred_ref}}}}))
+                }
+            },
+            "/credentials/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "Get a credential", "operationId": "getCredential",
+                    "responses": with_errors(json!({"200": {"description": "The credential", "content": {"application/json": {"schema": cred_ref}}}}))},
+                "patch": {"summary": "Change a credential's name or fields (absent fields stay; null removes)", "operationId": "updateCredential",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CredentialUpdate"}}}},
+                    "responses": with_errors(json!({"200": {"description": "Updated", "content": {"application/json": {"schema": cred_ref}}}}))},
+                "delete": {"summary": "Delete a credential", "operationId": "deleteCredential",
+                    "responses": with_errors(json!({"204": {"description": "Deleted"}}))}
+            },
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI document"}}}}
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "CredentialType": {"type": "object", "properties": {
+                    "name": {"type": "string", "example": "httpBasicAuth"}, "displayName": {"type": "string"},
+                    "auth": {"type": "string", "enum": ["httpBasic", "httpHeader", "oAuth2"]},
+                    "integration": {"type": "boolean"},
+                    "fields": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "displayName": {"type": "string"}, "kind": {"type": "string"},
+                        "secret": {"type": "boolean", "description": "Write-only: never returned"}, "required": {"type": "boolean"}, "default": {"type": "string"}}}}}},
+                "Credential": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "type": {"type": "string"},
+                    "data": {"type": "object", "description": "Non-secret fields only", "additionalProperties": true},
+                    "secretFieldsSet": {"type": "array", "items": {"type": "string"}},
+                    "createdAt": {"type": "integer", "description": "Milliseconds since the Unix epoch"},
+                    "updatedAt": {"type": "integer"}}},
+                "CredentialCreate": {"type": "object", "required": ["name", "type", "data"], "properties": {
+                    "name": {"type": "string"}, "type": {"type": "string", "example": "httpHeaderAuth"},
+                    "data": {"type": "object", "additionalProperties": {"type": "string"}, "example": {"name": "X-Api-Key", "value": "…"}}}},
+                "CredentialUpdate": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "data": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}}}}
+            }
+        }
+    })
+}
