@@ -102,6 +102,11 @@ enum KeysCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Decrypt every stored secret and report any that cannot be read.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Show key versions and how many secrets use each.
     Status {
         #[command(flatten)]
@@ -201,6 +206,19 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let (version, n) = store.rotate_keys(from_file).await?;
             println!("Every secret now uses encryption key version {version} ({n} re-encrypted).");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Verify { common }) => {
+            let store = common.open().await?;
+            let (ok, bad) = store.verify_secrets().await?;
+            if !bad.is_empty() {
+                bail!(
+                    "{} secret(s) cannot be decrypted with the loaded keys: credentials {}",
+                    bad.len(),
+                    bad.join(", ")
+                );
+            }
+            println!("All {ok} secret(s) decrypt with the loaded keys.");
             Ok(())
         }
         Command::Keys(KeysCommand::Status { common }) => {

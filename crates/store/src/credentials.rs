@@ -231,6 +231,24 @@ impl Store {
             .try_get("n")?)
     }
 
+    /// Opens every stored secret; returns (readable, ids of those that are not).
+    pub async fn verify_secrets(&self) -> Result<(u64, Vec<String>)> {
+        let rows = sqlx::query("SELECT id, key_version, secret_data FROM credentials ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let (mut ok, mut bad) = (0, Vec::new());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let version = r.try_get::<i64, _>("key_version")? as u32;
+            let sealed: Vec<u8> = r.try_get("secret_data")?;
+            match self.open_secret(&id, version, &sealed) {
+                Ok(_) => ok += 1,
+                Err(_) => bad.push(id),
+            }
+        }
+        Ok((ok, bad))
+    }
+
     pub(crate) async fn credential_key_versions(&self) -> Result<Vec<(String, u32)>> {
         let rows = sqlx::query("SELECT id, key_version FROM credentials ORDER BY id")
             .fetch_all(&self.pool)

@@ -80,6 +80,15 @@ impl Store {
         Ok(user)
     }
 
+    pub async fn owner(&self) -> Result<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.role = 'owner'"
+        ))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1"
