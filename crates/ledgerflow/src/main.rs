@@ -155,7 +155,19 @@ impl Common {
         let home = self.home()?;
         std::fs::create_dir_all(&home)
             .with_context(|| format!("cannot create the home folder {}", home.display()))?;
-        let env_key = std::env::var(ledgerflow_store::vault::KEY_ENV).ok();
+        let env_key = std::env::var(ledgerflow_store::vault::KEY_ENV)
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+        let embedded = self.database_url.as_deref().is_none_or(|u| u.trim().is_empty());
+        let key_file = home.join(ledgerflow_store::vault::KEY_FILE_NAME);
+        if embedded && env_key.is_none() && home.join("ledgerflow.db").exists() && !key_file.exists() {
+            bail!(
+                "the database in {} exists but its encryption key file {} is missing; restore the key file (or set {}) — a new key could not decrypt the stored secrets",
+                home.display(),
+                key_file.display(),
+                ledgerflow_store::vault::KEY_ENV
+            );
+        }
         let keyring = Keyring::load(&home, env_key.as_deref())?;
         let url = match &self.database_url {
             Some(u) if !u.trim().is_empty() => u.clone(),

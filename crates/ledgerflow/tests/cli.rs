@@ -1,0 +1,436 @@
+//! The real `ledgerflow` binary, started as a user would: fresh homes, restarts, wrong keys,
+//! interrupted key rotation, SIGTERM, and the same flow on PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ledgerflow_store::testing::TestDb;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ledgerflow");
+
+fn cmd(home: &Path, env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LEDGERFLOW_HOME", home)
+        .env("RUST_LOG", "debug");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn cli(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    cmd(home, env).args(args).output().expect("run ledgerflow")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `ledgerflow serve --port 0` and waits until `/healthz` answers.
+    fn start(home: &Path, env: &[(&str, &str)]) -> Server {
+        let log = home.join(format!("serve-{}.log", uuid_like()));
+        let child = cmd(home, env)
+            .args(["serve", "--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn serve");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = std::fs::File::open(&log).ok().and_then(|f| {
+                BufReader::new(f)
+                    .lines()
+                    .map_while(Result::ok)
+                    .find_map(|l| {
+                        l.split("listening on ")
+                            .nth(1)
+                            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
+                    })
+            });
+            if let Some(base) = found {
+                return Server { child, base, log };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM, and the exit status once it has stopped.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A name no other server of this test process has used.
+fn uuid_like() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|kv| kv.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn csrf_field(html: &str) -> String {
+    let at = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+/// Fills a pre-sign-in form (set-up or sign-in) and returns the session cookie.
+async fn submit_pre_form(server: &Server, path: &str, email: &str, password: &str) -> String {
+    let http = http();
+    let page = http.get(server.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "{path}");
+    let pre = set_cookie(&page, "lf_csrf").unwrap();
+    let token = csrf_field(&page.text().await.unwrap());
+    let resp = http
+        .post(server.url(path))
+        .header("cookie", pre)
+        .form(&[("_csrf", token.as_str()), ("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{path} did not sign in");
+    set_cookie(&resp, "lf_session").expect("session cookie")
+}
+
+fn file_contains(path: &Path, needle: &str) -> bool {
+    std::fs::read(path)
+        .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_home_to_credential_that_survives_restart_with_its_secret_nowhere() {
+    let home = tempfile::tempdir().unwrap();
+    let secret = "S3CRET-c0ffee-5a1t";
+    let server = Server::start(home.path(), &[]);
+    let http = http();
+
+    // First visit: owner set-up, then a fresh sign-in.
+    let resp = http
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/setup");
+    submit_pre_form(&server, "/setup", "owner@example.com", "a long passphrase").await;
+    let session = submit_pre_form(&server, "/signin", "owner@example.com", "a long passphrase").await;
+    let page = http
+        .get(server.url("/credentials"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_field(&page.text().await.unwrap());
+
+    // A credential with a secret, through the API with the browser session.
+    let resp = http
+        .post(server.url("/api/v1/credentials"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "Bank feed", "type": "httpBasicAuth", "data": {"user": "feeds", "password": secret}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let mut responses = resp.text().await.unwrap();
+    assert!(server.stop().success(), "graceful shutdown exits 0");
+
+    // Restart on the same home: the credential is still there, and readable by API key.
+    let server = Server::start(home.path(), &[]);
+    let key_out = cli(home.path(), &[], &["apikey", "create", "--name", "test"]);
+    assert!(key_out.status.success(), "{}", text(&key_out));
+    let key = String::from_utf8(key_out.stdout).unwrap().trim().to_string();
+    let resp = http
+        .get(server.url("/api/v1/credentials"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["data"][0]["name"], "Bank feed");
+    assert_eq!(list["data"][0]["secretFieldsSet"], json!(["password"]));
+    responses.push_str(&body);
+    let html = http
+        .get(server.url("/credentials"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Bank feed"));
+    responses.push_str(&html);
+    let listed = cli(home.path(), &[], &["credentials", "list", "--json"]);
+    responses.push_str(&text(&listed));
+    let logs = server.log_text();
+    assert!(server.stop().success());
+
+    assert!(!responses.contains(secret), "secret in a response");
+    for entry in std::fs::read_dir(home.path()).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(!file_contains(&path, secret), "secret found in {}", path.display());
+    }
+    assert!(logs.contains("request"), "the log records requests");
+    assert!(!logs.contains(secret));
+    let verified = cli(home.path(), &[], &["keys", "verify"]);
+    assert!(text(&verified).contains("All 1 secret(s) decrypt"), "{}", text(&verified));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_with_the_wrong_key_is_refused_with_a_message_naming_it() {
+    let home = tempfile::tempdir().unwrap();
+    let k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let k2 = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+    let out = cli(home.path(), &[("LEDGERFLOW_ENCRYPTION_KEY", k1)], &["keys", "status"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let started = Instant::now();
+    let out = cmd(home.path(), &[("LEDGERFLOW_ENCRYPTION_KEY", k2)])
+        .args(["serve", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let msg = text(&out);
+    assert!(msg.contains("encryption key version 1 from LEDGERFLOW_ENCRYPTION_KEY does not match"), "{msg}");
+    assert!(!msg.contains("panicked"), "{msg}");
+
+    let out = cmd(home.path(), &[("LEDGERFLOW_ENCRYPTION_KEY", "too-short")])
+        .args(["serve", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("LEDGERFLOW_ENCRYPTION_KEY is not valid"), "{}", text(&out));
+
+    // A key file home whose key file went missing is not silently given a new key.
+    let home2 = tempfile::tempdir().unwrap();
+    assert!(cli(home2.path(), &[], &["keys", "status"]).status.success());
+    std::fs::remove_file(home2.path().join("encryption.keys")).unwrap();
+    let out = cli(home2.path(), &[], &["serve", "--port", "0"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("key file"), "{}", text(&out));
+    assert!(!home2.path().join("encryption.keys").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_killed_halfway_leaves_every_secret_readable() {
+    let home = tempfile::tempdir().unwrap();
+    let out = cmd(home.path(), &[])
+        .args(["user", "create-owner", "--email", "o@example.com"])
+        .env("LEDGERFLOW_OWNER_PASSWORD", "a long passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let key = String::from_utf8(cli(home.path(), &[], &["apikey", "create"]).stdout).unwrap();
+    let server = Server::start(home.path(), &[]);
+    let http = http();
+    let total = 1500;
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let (http, url, key) = (http.clone(), server.url("/api/v1/credentials"), key.trim().to_string());
+        tasks.push(tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"name": format!("C{i}"), "type": "httpHeaderAuth", "data": {"name": "X-Key", "value": format!("value-{i}")}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+        }));
+        if tasks.len() >= 8 {
+            for t in tasks.drain(..) {
+                t.await.unwrap();
+            }
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // Rotate while the server runs; kill -9 the rotation as soon as the new key exists.
+    let key_file = home.path().join("encryption.keys");
+    let mut rotation = cmd(home.path(), &[("RUST_LOG", "warn")])
+        .args(["keys", "rotate"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&key_file).unwrap().contains("\n2 ") {
+        assert!(Instant::now() < deadline, "rotation never added a key");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    rotation.kill().unwrap();
+    rotation.wait().unwrap();
+
+    let status = text(&cli(home.path(), &[], &["keys", "status"]));
+    assert!(
+        status.contains("version 1:") && status.contains("version 2:"),
+        "the kill should land mid-rotation: {status}"
+    );
+    let verify = cli(home.path(), &[], &["keys", "verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(text(&verify).contains(&format!("All {total} secret(s)")));
+
+    // The running server read through the rotation (it picks up the new key version itself).
+    let resp = http
+        .post(server.url("/api/v1/credentials"))
+        .bearer_auth(key.trim())
+        .json(&json!({"name": "after", "type": "httpBasicAuth", "data": {"user": "u", "password": "p"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let listed: Value = http
+        .get(server.url("/api/v1/credentials"))
+        .bearer_auth(key.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), total + 1);
+
+    // Running it again finishes the job.
+    let again = cli(home.path(), &[], &["keys", "rotate"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let status = text(&cli(home.path(), &[], &["keys", "status"]));
+    assert!(status.contains(&format!("version 3: {} secret(s)", total + 1)), "{status}");
+    assert!(cli(home.path(), &[], &["keys", "verify"]).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_owner_is_headless_and_only_once() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |email: &str, password: &str| {
+        cmd(home.path(), &[("LEDGERFLOW_OWNER_PASSWORD", password)])
+            .args(["user", "create-owner", "--email", email])
+            .output()
+            .unwrap()
+    };
+    let out = run("not-an-email", "a long passphrase");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("valid email"));
+    let out = run("o@example.com", "short");
+    assert!(text(&out).contains("at least 10 characters"));
+    let out = run("o@example.com", "a long passphrase");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run("p@example.com", "a long passphrase");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("an owner account already exists"), "{}", text(&out));
+
+    let server = Server::start(home.path(), &[]);
+    submit_pre_form(&server, "/signin", "o@example.com", "a long passphrase").await;
+    assert!(server.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgresql_keeps_credentials_across_restarts() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let out = cmd(home.path(), &env)
+        .args(["user", "create-owner", "--email", "o@example.com"])
+        .env("LEDGERFLOW_OWNER_PASSWORD", "a long passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let key = String::from_utf8(cli(home.path(), &env, &["apikey", "create"]).stdout).unwrap();
+    let server = Server::start(home.path(), &env);
+    assert!(server.log_text().contains("Postgres"), "{}", server.log_text());
+    let http = http();
+    let resp = http
+        .post(server.url("/api/v1/credentials"))
+        .bearer_auth(key.trim())
+        .json(&json!({"name": "PG cred", "type": "httpHeaderAuth", "data": {"name": "X", "value": "pg-secret-value"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(server.stop().success());
+    assert!(!home.path().join("ledgerflow.db").exists(), "no SQLite file when PostgreSQL is used");
+
+    let server = Server::start(home.path(), &env);
+    let listed: Value = http
+        .get(server.url("/api/v1/credentials"))
+        .bearer_auth(key.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"][0]["name"], "PG cred");
+    drop(server);
+    db.drop_db().await;
+}
