@@ -123,7 +123,10 @@ pub enum DataError {
     #[error("credential data must be a JSON object of fields")]
     NotAnObject,
     #[error("field '{field}' is required for credential type '{ty}'")]
-    Missing { ty: &'static str, field: &'static str },
+    Missing {
+        ty: &'static str,
+        field: &'static str,
+    },
     #[error("field '{field}' must be a string")]
     NotAString { field: String },
     #[error("credential type '{ty}' has no field '{field}'; its fields are: {known}")]
@@ -245,7 +248,10 @@ mod tests {
     #[test]
     fn unknown_fields_and_types_are_rejected() {
         assert!(matches!(
-            split_new("httpBasicAuth", &json!({"user": "a", "password": "b", "pw": "c"})),
+            split_new(
+                "httpBasicAuth",
+                &json!({"user": "a", "password": "b", "pw": "c"})
+            ),
             Err(DataError::UnknownField { .. })
         ));
         assert!(matches!(

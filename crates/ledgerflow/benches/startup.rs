@@ -21,8 +21,7 @@ fn healthz_ok(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;
@@ -59,7 +58,10 @@ fn main() {
             .spawn()
             .unwrap();
         while !healthz_ok(port) {
-            assert!(t0.elapsed() < Duration::from_secs(30), "server did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
             std::thread::sleep(Duration::from_micros(500));
         }
         starts.push(t0.elapsed());
@@ -82,5 +84,8 @@ fn main() {
         rss[runs / 2] as f64 / 1024.0,
         rss[runs - 1] as f64 / 1024.0
     );
-    println!("  binary size: {:.1} MiB ({size} bytes)", size as f64 / 1048576.0);
+    println!(
+        "  binary size: {:.1} MiB ({size} bytes)",
+        size as f64 / 1048576.0
+    );
 }

@@ -11,7 +11,11 @@ use ledgerflow_server::{AppState, ServerConfig};
 use ledgerflow_store::{Keyring, Store};
 
 #[derive(Parser)]
-#[command(name = "ledgerflow", version, about = "Self-hosted workflow automation for accounting integrations")]
+#[command(
+    name = "ledgerflow",
+    version,
+    about = "Self-hosted workflow automation for accounting integrations"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -128,8 +132,8 @@ enum CredentialsCommand {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = std::env::var("LEDGERFLOW_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -158,9 +162,16 @@ impl Common {
         let env_key = std::env::var(ledgerflow_store::vault::KEY_ENV)
             .ok()
             .filter(|k| !k.trim().is_empty());
-        let embedded = self.database_url.as_deref().is_none_or(|u| u.trim().is_empty());
+        let embedded = self
+            .database_url
+            .as_deref()
+            .is_none_or(|u| u.trim().is_empty());
         let key_file = home.join(ledgerflow_store::vault::KEY_FILE_NAME);
-        if embedded && env_key.is_none() && home.join("ledgerflow.db").exists() && !key_file.exists() {
+        if embedded
+            && env_key.is_none()
+            && home.join("ledgerflow.db").exists()
+            && !key_file.exists()
+        {
             bail!(
                 "the database in {} exists but its encryption key file {} is missing; restore the key file (or set {}) — a new key could not decrypt the stored secrets",
                 home.display(),
@@ -197,7 +208,8 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("{msg}");
             }
             let store = common.open().await?;
-            let hash = ledgerflow_server::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+            let hash =
+                ledgerflow_server::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
             let user = store.create_owner(&email, &hash).await?;
             println!("Owner account created for {}.", user.email);
             Ok(())
@@ -205,7 +217,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Apikey(cmd) => apikey(cmd).await,
         Command::Keys(KeysCommand::Rotate { common }) => {
             let store = common.open().await?;
-            let from_file = matches!(store.keyring().source(), ledgerflow_store::KeySource::File(_));
+            let from_file = matches!(
+                store.keyring().source(),
+                ledgerflow_store::KeySource::File(_)
+            );
             if !from_file {
                 let usage = store.key_usage().await?;
                 let current = store.keyring().current_version();
@@ -236,7 +251,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Keys(KeysCommand::Status { common }) => {
             let store = common.open().await?;
             println!("Keys from: {}", store.keyring().source());
-            println!("Loaded versions: {:?} (new secrets use {})", store.keyring().versions(), store.keyring().current_version());
+            println!(
+                "Loaded versions: {:?} (new secrets use {})",
+                store.keyring().versions(),
+                store.keyring().current_version()
+            );
             for (v, n) in store.key_usage().await? {
                 println!("  version {v}: {n} secret(s)");
             }
@@ -311,9 +330,11 @@ async fn owner(store: &Store) -> Result<String> {
 async fn serve(args: ServeArgs) -> Result<()> {
     let store = args.common.open().await?;
     let addr = SocketAddr::new(args.bind, args.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}; is another server using that port? Choose one with --port"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr}; is another server using that port? Choose one with --port"
+        )
+    })?;
     let local = listener.local_addr()?;
     let public_url = match args.public_url {
         Some(u) => u,
@@ -329,7 +350,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
             url::Url::parse(&format!("http://{host}:{}", local.port()))?
         }
     };
-    let state = AppState::new(store.clone(), ServerConfig { public_url: public_url.clone() });
+    let state = AppState::new(
+        store.clone(),
+        ServerConfig {
+            public_url: public_url.clone(),
+        },
+    );
     tracing::info!(listen = %local, public_url = %public_url, backend = ?store.backend(), "Ledgerflow is ready");
     eprintln!("Ledgerflow is listening on http://{local} (open {public_url})");
     ledgerflow_server::serve(listener, state, shutdown_signal())

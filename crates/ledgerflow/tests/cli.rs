@@ -145,7 +145,11 @@ async fn submit_pre_form(server: &Server, path: &str, email: &str, password: &st
     let resp = http
         .post(server.url(path))
         .header("cookie", pre)
-        .form(&[("_csrf", token.as_str()), ("email", email), ("password", password)])
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
         .send()
         .await
         .unwrap();
@@ -167,14 +171,11 @@ async fn fresh_home_to_credential_that_survives_restart_with_its_secret_nowhere(
     let http = http();
 
     // First visit: owner set-up, then a fresh sign-in.
-    let resp = http
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.headers()["location"], "/setup");
     submit_pre_form(&server, "/setup", "owner@example.com", "a long passphrase").await;
-    let session = submit_pre_form(&server, "/signin", "owner@example.com", "a long passphrase").await;
+    let session =
+        submit_pre_form(&server, "/signin", "owner@example.com", "a long passphrase").await;
     let page = http
         .get(server.url("/credentials"))
         .header("cookie", &session)
@@ -201,7 +202,10 @@ async fn fresh_home_to_credential_that_survives_restart_with_its_secret_nowhere(
     let server = Server::start(home.path(), &[]);
     let key_out = cli(home.path(), &[], &["apikey", "create", "--name", "test"]);
     assert!(key_out.status.success(), "{}", text(&key_out));
-    let key = String::from_utf8(key_out.stdout).unwrap().trim().to_string();
+    let key = String::from_utf8(key_out.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     let resp = http
         .get(server.url("/api/v1/credentials"))
         .bearer_auth(&key)
@@ -233,12 +237,20 @@ async fn fresh_home_to_credential_that_survives_restart_with_its_secret_nowhere(
     assert!(!responses.contains(secret), "secret in a response");
     for entry in std::fs::read_dir(home.path()).unwrap() {
         let path = entry.unwrap().path();
-        assert!(!file_contains(&path, secret), "secret found in {}", path.display());
+        assert!(
+            !file_contains(&path, secret),
+            "secret found in {}",
+            path.display()
+        );
     }
     assert!(logs.contains("request"), "the log records requests");
     assert!(!logs.contains(secret));
     let verified = cli(home.path(), &[], &["keys", "verify"]);
-    assert!(text(&verified).contains("All 1 secret(s) decrypt"), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("All 1 secret(s) decrypt"),
+        "{}",
+        text(&verified)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +258,11 @@ async fn starting_with_the_wrong_key_is_refused_with_a_message_naming_it() {
     let home = tempfile::tempdir().unwrap();
     let k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let k2 = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
-    let out = cli(home.path(), &[("LEDGERFLOW_ENCRYPTION_KEY", k1)], &["keys", "status"]);
+    let out = cli(
+        home.path(),
+        &[("LEDGERFLOW_ENCRYPTION_KEY", k1)],
+        &["keys", "status"],
+    );
     assert!(out.status.success(), "{}", text(&out));
 
     let started = Instant::now();
@@ -257,7 +273,10 @@ async fn starting_with_the_wrong_key_is_refused_with_a_message_naming_it() {
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(20));
     let msg = text(&out);
-    assert!(msg.contains("encryption key version 1 from LEDGERFLOW_ENCRYPTION_KEY does not match"), "{msg}");
+    assert!(
+        msg.contains("encryption key version 1 from LEDGERFLOW_ENCRYPTION_KEY does not match"),
+        "{msg}"
+    );
     assert!(!msg.contains("panicked"), "{msg}");
 
     let out = cmd(home.path(), &[("LEDGERFLOW_ENCRYPTION_KEY", "too-short")])
@@ -265,7 +284,11 @@ async fn starting_with_the_wrong_key_is_refused_with_a_message_naming_it() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out).contains("LEDGERFLOW_ENCRYPTION_KEY is not valid"), "{}", text(&out));
+    assert!(
+        text(&out).contains("LEDGERFLOW_ENCRYPTION_KEY is not valid"),
+        "{}",
+        text(&out)
+    );
 
     // A key file home whose key file went missing is not silently given a new key.
     let home2 = tempfile::tempdir().unwrap();
@@ -292,7 +315,11 @@ async fn key_rotation_killed_halfway_leaves_every_secret_readable() {
     let total = 1500;
     let mut tasks = Vec::new();
     for i in 0..total {
-        let (http, url, key) = (http.clone(), server.url("/api/v1/credentials"), key.trim().to_string());
+        let (http, url, key) = (
+            http.clone(),
+            server.url("/api/v1/credentials"),
+            key.trim().to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let resp = http
                 .post(url)
@@ -363,7 +390,10 @@ async fn key_rotation_killed_halfway_leaves_every_secret_readable() {
     let again = cli(home.path(), &[], &["keys", "rotate"]);
     assert!(again.status.success(), "{}", text(&again));
     let status = text(&cli(home.path(), &[], &["keys", "status"]));
-    assert!(status.contains(&format!("version 3: {} secret(s)", total + 1)), "{status}");
+    assert!(
+        status.contains(&format!("version 3: {} secret(s)", total + 1)),
+        "{status}"
+    );
     assert!(cli(home.path(), &[], &["keys", "verify"]).status.success());
 }
 
@@ -385,7 +415,11 @@ async fn create_owner_is_headless_and_only_once() {
     assert!(out.status.success(), "{}", text(&out));
     let out = run("p@example.com", "a long passphrase");
     assert!(!out.status.success());
-    assert!(text(&out).contains("an owner account already exists"), "{}", text(&out));
+    assert!(
+        text(&out).contains("an owner account already exists"),
+        "{}",
+        text(&out)
+    );
 
     let server = Server::start(home.path(), &[]);
     submit_pre_form(&server, "/signin", "o@example.com", "a long passphrase").await;
@@ -407,7 +441,11 @@ async fn serve_on_postgresql_keeps_credentials_across_restarts() {
     assert!(out.status.success(), "{}", text(&out));
     let key = String::from_utf8(cli(home.path(), &env, &["apikey", "create"]).stdout).unwrap();
     let server = Server::start(home.path(), &env);
-    assert!(server.log_text().contains("Postgres"), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("Postgres"),
+        "{}",
+        server.log_text()
+    );
     let http = http();
     let resp = http
         .post(server.url("/api/v1/credentials"))
@@ -418,7 +456,10 @@ async fn serve_on_postgresql_keeps_credentials_across_restarts() {
         .unwrap();
     assert_eq!(resp.status(), 201);
     assert!(server.stop().success());
-    assert!(!home.path().join("ledgerflow.db").exists(), "no SQLite file when PostgreSQL is used");
+    assert!(
+        !home.path().join("ledgerflow.db").exists(),
+        "no SQLite file when PostgreSQL is used"
+    );
 
     let server = Server::start(home.path(), &env);
     let listed: Value = http

@@ -39,7 +39,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_body",
-                format!("the JSON does not have the expected shape: {}", e.body_text()),
+                format!(
+                    "the JSON does not have the expected shape: {}",
+                    e.body_text()
+                ),
             )),
             Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
         }
@@ -50,7 +53,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/credential-types", get(list_types))
         .route("/credential-types/{name}", get(get_type))
-        .route("/credentials", get(list_credentials).post(create_credential))
+        .route(
+            "/credentials",
+            get(list_credentials).post(create_credential),
+        )
         .route(
             "/credentials/{id}",
             get(get_credential)
@@ -135,7 +141,10 @@ async fn update_credential(
 ) -> ApiResult<impl IntoResponse> {
     let existing = state.store.get_credential(&id).await?;
     let ty = ledgerflow_credentials::get(&existing.type_name).ok_or_else(|| {
-        ApiError::internal(format!("credential {id} has unknown type {}", existing.type_name))
+        ApiError::internal(format!(
+            "credential {id} has unknown type {}",
+            existing.type_name
+        ))
     })?;
     let split = match &body.data {
         Some(d) => ty.split(d)?,

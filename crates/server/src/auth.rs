@@ -206,7 +206,11 @@ async fn authenticate(state: &AppState, req: Request) -> Result<Request, (ApiErr
         .session_user(&token_hash)
         .await
         .map_err(|e| fail(e.into()))?
-        .ok_or_else(|| fail(ApiError::unauthorized("your session has ended; sign in again")))?;
+        .ok_or_else(|| {
+            fail(ApiError::unauthorized(
+                "your session has ended; sign in again",
+            ))
+        })?;
     let csrf = csrf_for(&token);
     let req = check_csrf(req, &csrf).await.map_err(fail)?;
     let mut req = req;
@@ -251,7 +255,11 @@ pub async fn check_csrf(req: Request, expected: &str) -> Result<Request, ApiErro
             "this form has expired or did not come from Ledgerflow; reload the page and try again",
         )
     };
-    if let Some(h) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+    if let Some(h) = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+    {
         return if tokens_match(h, expected) {
             Ok(req)
         } else {

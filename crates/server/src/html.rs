@@ -74,7 +74,10 @@ pub fn alert(kind: &str, message: &str) -> String {
     if message.is_empty() {
         return String::new();
     }
-    format!(r#"<div class="alert {kind}" role="alert">{}</div>"#, esc(message))
+    format!(
+        r#"<div class="alert {kind}" role="alert">{}</div>"#,
+        esc(message)
+    )
 }
 
 /// A date-time in UTC for tables.

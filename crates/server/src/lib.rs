@@ -72,7 +72,10 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(pages::root))
         .route("/healthz", get(healthz))
         .route("/setup", get(pages::setup_form).post(pages::setup_submit))
-        .route("/signin", get(pages::signin_form).post(pages::signin_submit));
+        .route(
+            "/signin",
+            get(pages::signin_form).post(pages::signin_submit),
+        );
     Router::new()
         .merge(protected)
         .merge(public)
@@ -94,8 +97,12 @@ pub async fn serve(
 }
 
 async fn not_found(req: Request) -> Response {
-    error::ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
-        .into_response()
+    error::ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response()
 }
 
 /// Logs each request (method, route, status, time; never query strings or bodies, which can
@@ -111,9 +118,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let resp = next.run(req).await;
     let took = started.elapsed();
     let status = resp.status().as_u16();
-    state
-        .metrics
-        .record(method.as_str(), &route, status, took);
+    state.metrics.record(method.as_str(), &route, status, took);
     tracing::info!(
         method = %method,
         route = %route,
@@ -126,12 +131,18 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok"})),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: database unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({"status": "unavailable", "reason": "database unreachable"})),
+                axum::Json(
+                    serde_json::json!({"status": "unavailable", "reason": "database unreachable"}),
+                ),
             )
                 .into_response()
         }
@@ -140,14 +151,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let creds = state.store.count_credentials().await.unwrap_or(-1) as f64;
-    let body = state.metrics.render(&[(
-        "ledgerflow_credentials",
-        "Credentials stored.",
-        creds,
-    )]);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    let body = state
+        .metrics
+        .render(&[("ledgerflow_credentials", "Credentials stored.", creds)]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

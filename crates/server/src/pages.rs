@@ -97,12 +97,19 @@ pub async fn root(State(state): State<AppState>) -> Result<Redirect, ApiError> {
     }))
 }
 
-pub async fn setup_form(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn setup_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if state.store.user_count().await? > 0 {
         return Ok(Redirect::to("/signin").into_response());
     }
     let (csrf, cookie) = pre_csrf(&state, &headers);
-    Ok(with_cookie(cookie, StatusCode::OK, setup_page(&csrf, "", "")))
+    Ok(with_cookie(
+        cookie,
+        StatusCode::OK,
+        setup_page(&csrf, "", ""),
+    ))
 }
 
 pub async fn setup_submit(
@@ -115,7 +122,11 @@ pub async fn setup_submit(
         return Ok(with_cookie(
             cookie,
             StatusCode::FORBIDDEN,
-            setup_page(&csrf, field(&form, "email"), "This form has expired. Please submit it again."),
+            setup_page(
+                &csrf,
+                field(&form, "email"),
+                "This form has expired. Please submit it again.",
+            ),
         ));
     }
     if state.store.user_count().await? > 0 {
@@ -133,7 +144,11 @@ pub async fn setup_submit(
     let user = state.store.create_owner(email, &hash).await?;
     tracing::info!(user = %user.email, "owner account created");
     let session = auth::start_session(&state, &user).await?;
-    Ok(([(header::SET_COOKIE, session)], Redirect::to("/credentials")).into_response())
+    Ok((
+        [(header::SET_COOKIE, session)],
+        Redirect::to("/credentials"),
+    )
+        .into_response())
 }
 
 /// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
@@ -144,12 +159,19 @@ pub async fn hash_blocking(password: String) -> Result<String, ApiError> {
         .map_err(ApiError::internal)
 }
 
-pub async fn signin_form(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn signin_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if state.store.user_count().await? == 0 {
         return Ok(Redirect::to("/setup").into_response());
     }
     let (csrf, cookie) = pre_csrf(&state, &headers);
-    Ok(with_cookie(cookie, StatusCode::OK, signin_page(&csrf, "", "")))
+    Ok(with_cookie(
+        cookie,
+        StatusCode::OK,
+        signin_page(&csrf, "", ""),
+    ))
 }
 
 pub async fn signin_submit(
@@ -180,14 +202,22 @@ pub async fn signin_submit(
     match (ok, user) {
         (true, Some(user)) => {
             let session = auth::start_session(&state, &user).await?;
-            Ok(([(header::SET_COOKIE, session)], Redirect::to("/credentials")).into_response())
+            Ok((
+                [(header::SET_COOKIE, session)],
+                Redirect::to("/credentials"),
+            )
+                .into_response())
         }
         _ => {
             tracing::warn!("failed sign-in attempt");
             Ok(with_cookie(
                 cookie,
                 StatusCode::UNAUTHORIZED,
-                signin_page(&csrf, email, "The email or password is not right. Try again."),
+                signin_page(
+                    &csrf,
+                    email,
+                    "The email or password is not right. Try again.",
+                ),
             ))
         }
     }
@@ -309,7 +339,10 @@ fn credential_form(
         alert = alert("error", error),
         ty = esc(ty.name),
         csrf = esc(csrf),
-        name = esc(values.get("name").map(String::as_str).unwrap_or(ty.display_name)),
+        name = esc(values
+            .get("name")
+            .map(String::as_str)
+            .unwrap_or(ty.display_name)),
     )
 }
 
@@ -352,7 +385,10 @@ pub async fn credential_create(
         .ok_or_else(|| ApiError::bad_request("unknown_type", "pick a credential type first"))?;
     let data: Map<String, Value> = form
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("data.").map(|k| (k.to_string(), Value::String(v.clone()))))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("data.")
+                .map(|k| (k.to_string(), Value::String(v.clone())))
+        })
         .collect();
     let name = field(&form, "name").trim().to_string();
     let csrf = p.csrf.clone().unwrap_or_default();
@@ -367,7 +403,9 @@ pub async fn credential_create(
     };
     let split = match error {
         Some(e) => Err(e),
-        None => ty.split_new(&Value::Object(data)).map_err(|e| e.to_string()),
+        None => ty
+            .split_new(&Value::Object(data))
+            .map_err(|e| e.to_string()),
     };
     match split {
         Ok(split) => {

@@ -28,7 +28,10 @@ fn cookies_of(resp: &Response) -> Vec<(String, String)> {
 }
 
 fn hidden_csrf(html: &str) -> String {
-    let at = html.find("name=\"_csrf\" value=\"").expect("form has a CSRF field") + 20;
+    let at = html
+        .find("name=\"_csrf\" value=\"")
+        .expect("form has a CSRF field")
+        + 20;
     html[at..at + html[at..].find('"').unwrap()].to_string()
 }
 
@@ -143,8 +146,14 @@ async fn error_of(resp: Response) -> (StatusCode, String, String) {
     let body: Value = resp.json().await.expect("error body is JSON");
     (
         status,
-        body["error"]["code"].as_str().unwrap_or_default().to_string(),
-        body["error"]["message"].as_str().unwrap_or_default().to_string(),
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 
@@ -152,7 +161,12 @@ async fn error_of(resp: Response) -> (StatusCode, String, String) {
 async fn protected_routes_answer_401_without_credentials_and_healthz_is_open() {
     let app = TestApp::spawn().await;
     assert_eq!(
-        app.http.get(app.url("/healthz")).send().await.unwrap().status(),
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     for path in [
@@ -164,7 +178,11 @@ async fn protected_routes_answer_401_without_credentials_and_healthz_is_open() {
     ] {
         let resp = app.http.get(app.url(path)).send().await.unwrap();
         let (status, code, _) = error_of(resp).await;
-        assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{path}");
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{path}"
+        );
     }
     let resp = app
         .http
@@ -211,7 +229,10 @@ async fn bad_api_keys_get_401_and_good_ones_work() {
             .unwrap();
         let (status, _, message) = error_of(resp).await;
         assert_eq!(status, 401, "{bad}");
-        assert!(message.contains("apikey create") || message.contains("Bearer"), "{message}");
+        assert!(
+            message.contains("apikey create") || message.contains("Bearer"),
+            "{message}"
+        );
     }
     let resp = app
         .http
@@ -238,7 +259,11 @@ async fn form_posts_and_cookie_api_calls_without_csrf_are_refused() {
             .form(
                 &form
                     .into_iter()
-                    .chain([("name", "X".to_string()), ("data.user", "u".into()), ("data.password", "p".into())])
+                    .chain([
+                        ("name", "X".to_string()),
+                        ("data.user", "u".into()),
+                        ("data.password", "p".into()),
+                    ])
                     .collect::<Vec<_>>(),
             )
             .send()
@@ -248,7 +273,8 @@ async fn form_posts_and_cookie_api_calls_without_csrf_are_refused() {
         assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "csrf"));
     }
     // Cookie-authenticated JSON without the header.
-    let body = json!({"name": "X", "type": "httpBasicAuth", "data": {"user": "u", "password": "p"}});
+    let body =
+        json!({"name": "X", "type": "httpBasicAuth", "data": {"user": "u", "password": "p"}});
     let resp = app
         .http
         .post(app.url("/api/v1/credentials"))
@@ -291,12 +317,18 @@ async fn form_posts_and_cookie_api_calls_without_csrf_are_refused() {
     let resp = app
         .http
         .post(app.url("/signin"))
-        .form(&[("_csrf", "abc"), ("email", "owner@example.com"), ("password", PASSWORD)])
+        .form(&[
+            ("_csrf", "abc"),
+            ("email", "owner@example.com"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert!(cookies_of(&resp).iter().all(|(k, _)| k != auth::SESSION_COOKIE));
+    assert!(cookies_of(&resp)
+        .iter()
+        .all(|(k, _)| k != auth::SESSION_COOKIE));
 }
 
 #[tokio::test]
@@ -311,7 +343,11 @@ async fn sign_in_rejects_a_wrong_password_and_sign_out_ends_the_session() {
         app.http
             .post(app.url("/signin"))
             .header(COOKIE, &pre_cookie)
-            .form(&[("_csrf", token.as_str()), ("email", "Owner@Example.com"), ("password", password)])
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("email", "Owner@Example.com"),
+                ("password", password),
+            ])
             .send()
     };
     let resp = attempt("wrong password!").await.unwrap();
@@ -331,7 +367,10 @@ async fn sign_in_rejects_a_wrong_password_and_sign_out_ends_the_session() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let status = |cookie: String| {
-        let req = app.http.get(app.url("/api/v1/credentials")).header(COOKIE, cookie);
+        let req = app
+            .http
+            .get(app.url("/api/v1/credentials"))
+            .header(COOKIE, cookie);
         async move { req.send().await.unwrap().status() }
     };
     assert_eq!(status(first.cookie.clone()).await, 401);
@@ -362,9 +401,15 @@ async fn credentials_api_round_trip_never_returns_secrets() {
     let id = created["id"].as_str().unwrap().to_string();
 
     let get = |path: String| app.http.get(app.url(&path)).headers(auth.clone()).send();
-    for path in [format!("/api/v1/credentials/{id}"), "/api/v1/credentials".into()] {
+    for path in [
+        format!("/api/v1/credentials/{id}"),
+        "/api/v1/credentials".into(),
+    ] {
         let text = get(path).await.unwrap().text().await.unwrap();
-        assert!(text.contains("Payroll API") && !text.contains(secret), "{text}");
+        assert!(
+            text.contains("Payroll API") && !text.contains(secret),
+            "{text}"
+        );
     }
     let html = app
         .http
@@ -404,7 +449,10 @@ async fn credentials_api_round_trip_never_returns_secrets() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let (status, code, _) = error_of(get(format!("/api/v1/credentials/{id}")).await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
 }
 
 #[tokio::test]
@@ -442,7 +490,13 @@ async fn bad_input_gets_a_stable_json_error_that_names_the_problem() {
         .await
         .unwrap();
     assert_eq!(error_of(resp).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let resp = app.http.get(app.url("/api/v1/nothing-here")).headers(auth).send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url("/api/v1/nothing-here"))
+        .headers(auth)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(resp).await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.store.count_credentials().await.unwrap(), 0);
 }
@@ -493,7 +547,10 @@ async fn credential_types_and_openapi_describe_the_api() {
             assert!(doc["paths"][path][m].is_object(), "{m} {path} undocumented");
         }
     }
-    assert!(doc["servers"][0]["url"].as_str().unwrap().ends_with("/api/v1"));
+    assert!(doc["servers"][0]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/v1"));
 }
 
 #[tokio::test]
@@ -513,7 +570,9 @@ async fn metrics_count_requests_for_signed_in_scrapers() {
         .await
         .unwrap();
     assert!(
-        text.contains(r#"ledgerflow_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
+        text.contains(
+            r#"ledgerflow_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
         "{text}"
     );
     assert!(text.contains("ledgerflow_credentials 0"));

@@ -48,7 +48,7 @@ pub struct CredentialPatch {
 }
 
 fn label(id: &str) -> String {
-    format!("credential:{id}")
+    crate::CREDENTIAL_SECRETS.label(id)
 }
 
 struct Row_ {
@@ -229,61 +229,6 @@ impl Store {
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?)
-    }
-
-    /// Opens every stored secret; returns (readable, ids of those that are not).
-    pub async fn verify_secrets(&self) -> Result<(u64, Vec<String>)> {
-        let rows = sqlx::query("SELECT id, key_version, secret_data FROM credentials ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        let (mut ok, mut bad) = (0, Vec::new());
-        for r in rows {
-            let id: String = r.try_get("id")?;
-            let version = r.try_get::<i64, _>("key_version")? as u32;
-            let sealed: Vec<u8> = r.try_get("secret_data")?;
-            match self.open_secret(&id, version, &sealed) {
-                Ok(_) => ok += 1,
-                Err(_) => bad.push(id),
-            }
-        }
-        Ok((ok, bad))
-    }
-
-    pub(crate) async fn credential_key_versions(&self) -> Result<Vec<(String, u32)>> {
-        let rows = sqlx::query("SELECT id, key_version FROM credentials ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get::<i64, _>("key_version")? as u32)))
-            .collect()
-    }
-
-    /// Re-seals one credential's secret under `target`; false if it changed meanwhile or is gone.
-    pub(crate) async fn credential_reseal(&self, id: &str, from: u32, target: u32) -> Result<bool> {
-        let Some(row) = sqlx::query(
-            "SELECT secret_data FROM credentials WHERE id = $1 AND key_version = $2",
-        )
-        .bind(id)
-        .bind(i64::from(from))
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(false);
-        };
-        let old: Vec<u8> = row.try_get("secret_data")?;
-        let plain = self.keyring.open(&label(id), from, &old)?;
-        let new = self.keyring.seal_with(target, &label(id), &plain)?;
-        let done = sqlx::query(
-            "UPDATE credentials SET secret_data = $1, key_version = $2 WHERE id = $3 AND key_version = $4 AND secret_data = $5",
-        )
-        .bind(new)
-        .bind(i64::from(target))
-        .bind(id)
-        .bind(i64::from(from))
-        .bind(old)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 }
 

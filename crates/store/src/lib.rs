@@ -6,7 +6,9 @@
 //! only as [`secrecy::SecretString`]s. This crate knows nothing of HTTP or of any remote API.
 
 pub mod credentials;
+pub mod leases;
 pub mod migrations;
+pub mod oauth;
 pub mod testing;
 pub mod users;
 pub mod vault;
@@ -18,6 +20,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor, Row};
 
 pub use credentials::{Credential, CredentialPatch, NewCredential, SecretFields};
+pub use oauth::{OAuthStatus, PendingAuthorization, StateCheck, Tenant, TokenRecord};
 pub use users::{ApiKey, User};
 pub use vault::{KeySource, Keyring, VaultError};
 
@@ -185,12 +188,20 @@ impl Store {
     }
 
     async fn version_in_use(&self, version: u32) -> Result<bool> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM credentials WHERE key_version = $1")
+        for t in SEALED {
+            let n: i64 = sqlx::query(&format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE key_version = $1",
+                t.table
+            ))
             .bind(i64::from(version))
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?;
-        Ok(n > 0)
+            if n > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     pub fn backend(&self) -> Backend {
@@ -223,32 +234,139 @@ impl Store {
         };
         self.register_key_version(target).await?;
         let mut rewritten = 0;
-        for (id, version) in self.credential_key_versions().await? {
-            if version == target {
-                continue;
-            }
-            if self.credential_reseal(&id, version, target).await? {
-                rewritten += 1;
+        for t in SEALED {
+            let rows = sqlx::query(&format!(
+                "SELECT {id} AS id, key_version FROM {table} WHERE key_version <> $1 ORDER BY {id}",
+                id = t.id,
+                table = t.table
+            ))
+            .bind(i64::from(target))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                let id: String = r.try_get("id")?;
+                let from = r.try_get::<i64, _>("key_version")? as u32;
+                if self.reseal(t, &id, from, target).await? {
+                    rewritten += 1;
+                }
             }
         }
         Ok((target, rewritten))
     }
 
+    /// Re-seals one row under `target`; false if it changed meanwhile or is gone.
+    async fn reseal(&self, t: &SealedTable, id: &str, from: u32, target: u32) -> Result<bool> {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {blob} AS blob FROM {table} WHERE {id_col} = $1 AND key_version = $2",
+            blob = t.blob,
+            table = t.table,
+            id_col = t.id
+        ))
+        .bind(id)
+        .bind(i64::from(from))
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(false);
+        };
+        let old: Vec<u8> = row.try_get("blob")?;
+        let label = t.label(id);
+        let plain = self.keyring.open(&label, from, &old)?;
+        let new = self.keyring.seal_with(target, &label, &plain)?;
+        let done = sqlx::query(&format!(
+            "UPDATE {table} SET {blob} = $1, key_version = $2 WHERE {id_col} = $3 AND key_version = $4 AND {blob} = $5",
+            blob = t.blob,
+            table = t.table,
+            id_col = t.id
+        ))
+        .bind(new)
+        .bind(i64::from(target))
+        .bind(id)
+        .bind(i64::from(from))
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// How many secrets are sealed under each key version.
     pub async fn key_usage(&self) -> Result<Vec<(u32, i64)>> {
-        let rows = sqlx::query(
-            "SELECT key_version, COUNT(*) AS n FROM credentials GROUP BY key_version ORDER BY key_version",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let v: i64 = r.try_get("key_version")?;
-                Ok((v as u32, r.try_get("n")?))
-            })
-            .collect()
+        let mut usage = std::collections::BTreeMap::new();
+        for t in SEALED {
+            let rows = sqlx::query(&format!(
+                "SELECT key_version, COUNT(*) AS n FROM {} GROUP BY key_version",
+                t.table
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                let v = r.try_get::<i64, _>("key_version")? as u32;
+                *usage.entry(v).or_insert(0) += r.try_get::<i64, _>("n")?;
+            }
+        }
+        Ok(usage.into_iter().collect())
+    }
+
+    /// Opens every stored secret; returns (readable, labels of those that are not).
+    pub async fn verify_secrets(&self) -> Result<(u64, Vec<String>)> {
+        let (mut ok, mut bad) = (0, Vec::new());
+        for t in SEALED {
+            let rows = sqlx::query(&format!(
+                "SELECT {id} AS id, key_version, {blob} AS blob FROM {table}",
+                id = t.id,
+                blob = t.blob,
+                table = t.table
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                let id: String = r.try_get("id")?;
+                let version = r.try_get::<i64, _>("key_version")? as u32;
+                let blob: Vec<u8> = r.try_get("blob")?;
+                match self.keyring.open(&t.label(&id), version, &blob) {
+                    Ok(_) => ok += 1,
+                    Err(_) => bad.push(t.label(&id)),
+                }
+            }
+        }
+        Ok((ok, bad))
     }
 }
+
+/// A table holding sealed values: every one has a `key_version` column, and its associated data
+/// is `{label}:{id}`.
+pub(crate) struct SealedTable {
+    table: &'static str,
+    id: &'static str,
+    blob: &'static str,
+    label: &'static str,
+}
+
+impl SealedTable {
+    pub(crate) fn label(&self, id: &str) -> String {
+        format!("{}:{id}", self.label)
+    }
+}
+
+pub(crate) const CREDENTIAL_SECRETS: SealedTable = SealedTable {
+    table: "credentials",
+    id: "id",
+    blob: "secret_data",
+    label: "credential",
+};
+pub(crate) const OAUTH_TOKENS: SealedTable = SealedTable {
+    table: "credential_oauth",
+    id: "credential_id",
+    blob: "sealed_tokens",
+    label: "oauth",
+};
+pub(crate) const OAUTH_STATES: SealedTable = SealedTable {
+    table: "oauth_states",
+    id: "state_hash",
+    blob: "sealed_verifier",
+    label: "oauth_state",
+};
+const SEALED: &[SealedTable] = &[CREDENTIAL_SECRETS, OAUTH_TOKENS, OAUTH_STATES];
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {

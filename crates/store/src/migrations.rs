@@ -15,10 +15,11 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: r#"
 CREATE TABLE vault_keys (
     version BIGINT PRIMARY KEY,
     check_value {blob} NOT NULL,
@@ -60,7 +61,56 @@ CREATE TABLE credentials (
 );
 CREATE INDEX credentials_type ON credentials (type);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "oauth",
+        sql: r#"
+CREATE TABLE credential_oauth (
+    credential_id TEXT PRIMARY KEY REFERENCES credentials (id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    sealed_tokens {blob} NOT NULL,
+    key_version BIGINT NOT NULL,
+    access_expires_at BIGINT NOT NULL,
+    granted_scope TEXT NOT NULL,
+    connected_at BIGINT NOT NULL,
+    refreshed_at BIGINT,
+    generation BIGINT NOT NULL,
+    last_error TEXT,
+    last_error_at BIGINT,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE oauth_states (
+    state_hash TEXT PRIMARY KEY,
+    credential_id TEXT NOT NULL REFERENCES credentials (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    sealed_verifier {blob} NOT NULL,
+    key_version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE credential_tenants (
+    credential_id TEXT NOT NULL REFERENCES credentials (id) ON DELETE CASCADE,
+    tenant_id TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    tenant_name TEXT NOT NULL,
+    tenant_type TEXT NOT NULL,
+    auth_event_id TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (credential_id, tenant_id)
+);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+"#,
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i64 {

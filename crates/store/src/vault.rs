@@ -85,12 +85,12 @@ fn parse_key(text: &str, source: &KeySource) -> Result<Key, VaultError> {
             problem: format!("decodes to {} bytes, not 32", bytes.len()),
         });
     }
-    Ok(Key(Arc::new(XChaCha20Poly1305::new_from_slice(&bytes).map_err(
-        |_| VaultError::BadKey {
+    Ok(Key(Arc::new(
+        XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| VaultError::BadKey {
             source_name: source.to_string(),
             problem: "unusable key".into(),
-        },
-    )?)))
+        })?,
+    )))
 }
 
 /// Parses `base64` (version 1) or `v:base64` entries separated by commas, spaces or newlines.
@@ -172,7 +172,9 @@ impl Keyring {
             std::fs::create_dir_all(home).map_err(io_err)?;
             let line = format!("1 {}\n", generate_key());
             match write_new_file_0600(&path, &line) {
-                Ok(()) => tracing::info!(path = %path.display(), "created a new encryption key file"),
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "created a new encryption key file")
+                }
                 // Another process created it first: use theirs.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err(e)),
@@ -299,7 +301,12 @@ impl Keyring {
     }
 
     /// Decrypts what `seal` produced for the same row label and version.
-    pub fn open(&self, aad_label: &str, version: u32, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+    pub fn open(
+        &self,
+        aad_label: &str,
+        version: u32,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
         let key = self.key(version)?;
         if sealed.len() < NONCE_LEN {
             return Err(VaultError::Decrypt { version });
@@ -322,8 +329,8 @@ mod tests {
 
     #[test]
     fn sealed_secret_opens_only_for_its_row_and_version() {
-        let ring = Keyring::from_env_value(&format!("1:{},2:{}", generate_key(), generate_key()))
-            .unwrap();
+        let ring =
+            Keyring::from_env_value(&format!("1:{},2:{}", generate_key(), generate_key())).unwrap();
         assert_eq!(ring.current_version(), 2);
         let (ct, v) = ring.seal("credential:a", b"hunter2").unwrap();
         assert_eq!(ring.open("credential:a", v, &ct).unwrap(), b"hunter2");
@@ -336,7 +343,9 @@ mod tests {
 
     #[test]
     fn bad_key_values_are_named() {
-        let e = Keyring::from_env_value("not base64!").unwrap_err().to_string();
+        let e = Keyring::from_env_value("not base64!")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(KEY_ENV), "{e}");
         let short = B64.encode([1u8; 16]);
         let e = Keyring::from_env_value(&short).unwrap_err().to_string();

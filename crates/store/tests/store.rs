@@ -43,6 +43,11 @@ store_suite!(
     only_one_owner_even_when_racing,
     sessions_and_api_keys_resolve_to_their_user,
     migrations_are_idempotent_and_concurrent_safe,
+    oauth_state_works_once_and_expires,
+    tokens_are_sealed_and_refresh_is_conditional_on_generation,
+    tenants_accumulate_across_consents,
+    a_lease_has_one_holder_until_it_expires,
+    rotation_covers_tokens_and_states,
 );
 
 fn key() -> String {
@@ -175,7 +180,10 @@ async fn wrong_key_is_refused_by_name(db: &TestDb) {
     let err = Store::connect(&db.url, Keyring::from_env_value(&key()).unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::WrongKey { version: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::WrongKey { version: 1, .. }),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("LEDGERFLOW_ENCRYPTION_KEY"), "{msg}");
     assert!(msg.contains("does not match"), "{msg}");
@@ -205,7 +213,10 @@ async fn rotation_reencrypts_and_old_keyrings_are_told_what_is_missing(db: &Test
     let err = Store::connect(&db.url, Keyring::from_env_value(&k1).unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::KeyMissing { version: 2, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::KeyMissing { version: 2, .. }),
+        "{err}"
+    );
     let store = open(db, &both).await;
     assert_eq!(
         store.credential_secrets(&b).await.unwrap()["password"].expose_secret(),
@@ -253,7 +264,8 @@ async fn only_one_owner_even_when_racing(db: &TestDb) {
     for i in 0..8 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.create_owner(&format!("owner{i}@example.com"), "hash").await
+            s.create_owner(&format!("owner{i}@example.com"), "hash")
+                .await
         }));
     }
     let mut ok = 0;
@@ -272,10 +284,17 @@ async fn sessions_and_api_keys_resolve_to_their_user(db: &TestDb) {
     let store = open(db, &key()).await;
     let user = store.create_owner("Ann@Example.com", "hash").await.unwrap();
     assert_eq!(user.email, "ann@example.com");
-    assert!(store.user_by_email("ANN@example.com").await.unwrap().is_some());
+    assert!(store
+        .user_by_email("ANN@example.com")
+        .await
+        .unwrap()
+        .is_some());
 
     let far = ledgerflow_store::now_ms() + 60_000;
-    store.create_session(&user.id, "sess-hash", far).await.unwrap();
+    store
+        .create_session(&user.id, "sess-hash", far)
+        .await
+        .unwrap();
     store
         .create_session(&user.id, "old-hash", ledgerflow_store::now_ms() - 1)
         .await
@@ -318,4 +337,206 @@ async fn migrations_are_idempotent_and_concurrent_safe(db: &TestDb) {
     b.close().await;
     let c = open(db, &k).await;
     assert_eq!(c.count_credentials().await.unwrap(), 1);
+}
+
+async fn oauth_state_works_once_and_expires(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let cred = new_basic(&store, "X", "pw").await;
+    let verifier = secrecy::SecretString::from("verifier-abc".to_string());
+    store
+        .create_oauth_state("h1", &cred, "user-1", "http://cb", &verifier, 60_000)
+        .await
+        .unwrap();
+    store
+        .create_oauth_state("h2", &cred, "user-1", "http://cb", &verifier, -1)
+        .await
+        .unwrap();
+    match store.take_oauth_state("h1").await.unwrap() {
+        ledgerflow_store::StateCheck::Valid(p) => {
+            assert_eq!(p.credential_id, cred);
+            assert_eq!(p.user_id, "user-1");
+            assert_eq!(p.pkce_verifier.expose_secret(), "verifier-abc");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.take_oauth_state("h1").await.unwrap(),
+        ledgerflow_store::StateCheck::AlreadyUsed
+    ));
+    assert!(matches!(
+        store.take_oauth_state("h2").await.unwrap(),
+        ledgerflow_store::StateCheck::Expired
+    ));
+    assert!(matches!(
+        store.take_oauth_state("forged").await.unwrap(),
+        ledgerflow_store::StateCheck::Unknown
+    ));
+}
+
+async fn tokens_are_sealed_and_refresh_is_conditional_on_generation(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let cred = new_basic(&store, "X", "pw").await;
+    assert_eq!(
+        store.oauth_status(&cred).await.unwrap().status,
+        "never_connected"
+    );
+    let s = |v: &str| secrecy::SecretString::from(v.to_string());
+    store
+        .save_connected_tokens(
+            &cred,
+            &s("ACCESS-1"),
+            Some(&s("REFRESH-1")),
+            1000,
+            "openid offline_access",
+        )
+        .await
+        .unwrap();
+    let t = store.oauth_tokens(&cred).await.unwrap().unwrap();
+    assert_eq!(
+        t.refresh_token.as_ref().unwrap().expose_secret(),
+        "REFRESH-1"
+    );
+    let gen = t.generation;
+    assert!(store
+        .save_refreshed_tokens(
+            &cred,
+            gen,
+            &s("ACCESS-2"),
+            Some(&s("REFRESH-2")),
+            2000,
+            "openid"
+        )
+        .await
+        .unwrap());
+    // A second writer holding the old generation loses.
+    assert!(!store
+        .save_refreshed_tokens(
+            &cred,
+            gen,
+            &s("ACCESS-3"),
+            Some(&s("REFRESH-3")),
+            3000,
+            "openid"
+        )
+        .await
+        .unwrap());
+    let t = store.oauth_tokens(&cred).await.unwrap().unwrap();
+    assert_eq!(t.access_token.expose_secret(), "ACCESS-2");
+    assert_eq!(t.access_expires_at, 2000);
+    let status = store.oauth_status(&cred).await.unwrap();
+    assert_eq!(status.status, "connected");
+    assert!(status.refreshed_at.is_some());
+    store
+        .mark_needs_reconnect(&cred, "Xero refused the refresh token (invalid_grant)")
+        .await
+        .unwrap();
+    let status = store.oauth_status(&cred).await.unwrap();
+    assert_eq!(status.status, "needs_reconnect");
+    assert!(status.status_reason.unwrap().contains("invalid_grant"));
+
+    // Raw rows hold no token plaintext.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let blob: Vec<u8> = sqlx::query("SELECT sealed_tokens FROM credential_oauth")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .try_get("sealed_tokens")
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&blob).contains("REFRESH-2"));
+    pool.close().await;
+    // Deleting the credential removes its tokens.
+    store.delete_credential(&cred).await.unwrap();
+    assert!(store.oauth_tokens(&cred).await.unwrap().is_none());
+}
+
+async fn tenants_accumulate_across_consents(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let cred = new_basic(&store, "X", "pw").await;
+    let t = |id: &str, name: &str, ev: &str| ledgerflow_store::Tenant {
+        tenant_id: id.into(),
+        connection_id: format!("conn-{id}"),
+        tenant_name: name.into(),
+        tenant_type: "ORGANISATION".into(),
+        auth_event_id: Some(ev.into()),
+        created_at: 0,
+        updated_at: 0,
+    };
+    store
+        .upsert_tenants(&cred, &[t("a", "Alpha", "ev1")])
+        .await
+        .unwrap();
+    store
+        .upsert_tenants(&cred, &[t("b", "Beta", "ev2"), t("a", "Alpha Ltd", "ev2")])
+        .await
+        .unwrap();
+    let list = store.tenants(&cred).await.unwrap();
+    let names: Vec<_> = list.iter().map(|t| t.tenant_name.as_str()).collect();
+    assert_eq!(names, vec!["Alpha Ltd", "Beta"]);
+    store.remove_tenant(&cred, "a").await.unwrap();
+    assert_eq!(store.tenants(&cred).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.remove_tenant(&cred, "a").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn a_lease_has_one_holder_until_it_expires(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.try_lease("refresh:x", &format!("p{i}"), 60_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += t.await.unwrap() as i32;
+    }
+    assert_eq!(winners, 1);
+    assert!(store.try_lease("short", "a", -1).await.unwrap());
+    assert!(
+        store.try_lease("short", "b", 60_000).await.unwrap(),
+        "expired lease is free"
+    );
+    assert!(!store.try_lease("short", "a", 60_000).await.unwrap());
+    assert!(
+        store.try_lease("short", "b", 60_000).await.unwrap(),
+        "holder renews"
+    );
+    store.release_lease("short", "b").await.unwrap();
+    assert!(store.try_lease("short", "a", 60_000).await.unwrap());
+}
+
+async fn rotation_covers_tokens_and_states(db: &TestDb) {
+    let k1 = key();
+    let store = open(db, &k1).await;
+    let cred = new_basic(&store, "X", "pw").await;
+    let s = |v: &str| secrecy::SecretString::from(v.to_string());
+    store
+        .save_connected_tokens(&cred, &s("A"), Some(&s("R")), 1, "x")
+        .await
+        .unwrap();
+    store
+        .create_oauth_state("st", &cred, "u", "http://cb", &s("V"), 60_000)
+        .await
+        .unwrap();
+    store.close().await;
+    let store = open(db, &format!("1:{k1},2:{}", key())).await;
+    assert_eq!(store.rotate_keys(false).await.unwrap(), (2, 3));
+    assert_eq!(store.verify_secrets().await.unwrap(), (3, vec![]));
+    assert_eq!(
+        store
+            .oauth_tokens(&cred)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .unwrap()
+            .expose_secret(),
+        "R"
+    );
 }
