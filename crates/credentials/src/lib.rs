@@ -45,6 +45,9 @@ pub struct FieldSpec {
     pub default: Option<&'static str>,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub description: &'static str,
+    /// The allowed values, when the field is a choice.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub options: &'static [&'static str],
 }
 
 /// A credential type: its name (n8n's), what a person sees, its fields, and how it authenticates.
@@ -75,6 +78,7 @@ const fn field(
         required,
         default: None,
         description: "",
+        options: &[],
     }
 }
 
@@ -102,8 +106,46 @@ static HTTP_HEADER_AUTH: CredentialType = CredentialType {
     documentation_url: "",
 };
 
+/// Xero's OAuth2 app credential (n8n's `xeroOAuth2Api`): the app's client id and secret, the
+/// scopes to ask for, and whether it talks to real Xero or the built-in sandbox. Tokens and
+/// organisations are not fields: the connect flow stores them.
+static XERO_OAUTH2_API: CredentialType = CredentialType {
+    name: "xeroOAuth2Api",
+    display_name: "Xero OAuth2 API",
+    auth: AuthKind::OAuth2,
+    fields: &[
+        FieldSpec {
+            description: "From your app's Configuration page in Xero's developer portal.",
+            ..field("clientId", "Client ID", false, true)
+        },
+        FieldSpec {
+            description: "Generated on your app's Configuration page; shown by Xero once.",
+            ..field("clientSecret", "Client Secret", true, true)
+        },
+        FieldSpec {
+            default: Some("granular"),
+            description: "Apps created from 2 March 2026 may only use granular scopes.",
+            options: &["granular", "broad"],
+            ..field("scopeMode", "Scope type", false, false)
+        },
+        FieldSpec {
+            kind: FieldKind::Scopes,
+            description: "Space-separated. offline_access is always added.",
+            ..field("scope", "Scopes", false, false)
+        },
+        FieldSpec {
+            default: Some("production"),
+            description: "Real Xero, or the Xero sandbox built into Ledgerflow (serve --sandbox).",
+            options: &["production", "sandbox"],
+            ..field("environment", "Xero environment", false, false)
+        },
+    ],
+    integration: true,
+    documentation_url: "https://developer.xero.com/documentation/guides/oauth2/auth-flow",
+};
+
 /// Every credential type this build knows, in the order the picker lists them.
-static TYPES: &[&CredentialType] = &[&HTTP_BASIC_AUTH, &HTTP_HEADER_AUTH];
+static TYPES: &[&CredentialType] = &[&XERO_OAUTH2_API, &HTTP_BASIC_AUTH, &HTTP_HEADER_AUTH];
 
 /// All registered credential types.
 pub fn all() -> impl Iterator<Item = &'static CredentialType> {
@@ -129,6 +171,11 @@ pub enum DataError {
     },
     #[error("field '{field}' must be a string")]
     NotAString { field: String },
+    #[error("field '{field}' must be one of: {options}")]
+    NotAnOption {
+        field: &'static str,
+        options: String,
+    },
     #[error("credential type '{ty}' has no field '{field}'; its fields are: {known}")]
     UnknownField {
         ty: &'static str,
@@ -190,6 +237,12 @@ impl CredentialType {
                     return Err(DataError::NotAString { field: key.clone() });
                 }
             };
+            if !spec.options.is_empty() && !spec.options.contains(&s.as_str()) {
+                return Err(DataError::NotAnOption {
+                    field: spec.name,
+                    options: spec.options.join(", "),
+                });
+            }
             if spec.required && s.trim().is_empty() {
                 return Err(DataError::Missing {
                     ty: self.name,
