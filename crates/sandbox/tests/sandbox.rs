@@ -1010,3 +1010,971 @@ async fn injected_faults_answer_the_chosen_status_for_the_chosen_count_and_are_c
     .await;
     assert!(dropped.is_err(), "the connection is dropped");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Accounting API
+
+/// A connected demo app: access token and the first organisation's tenant id.
+struct Connected {
+    token: String,
+    tenant: String,
+}
+
+impl TestApp {
+    async fn connected(&self) -> Connected {
+        self.connected_with(SCOPES).await
+    }
+
+    async fn connected_with(&self, scope: &str) -> Connected {
+        let tokens = self.connect_demo(scope).await;
+        let token = tokens["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned();
+        let tenants = self.tenants(&token).await;
+        let tenant = tenants
+            .iter()
+            .find(|t| t["tenantName"] == "Sandbox Trading Ltd")
+            .and_then(|t| t["tenantId"].as_str())
+            .expect("tenant")
+            .to_owned();
+        Connected { token, tenant }
+    }
+
+    async fn api_raw(
+        &self,
+        who: &Connected,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/api.xro/2.0{path}")))
+            .bearer_auth(&who.token)
+            .header("xero-tenant-id", &who.tenant)
+            .header("accept", "application/json");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("api call")
+    }
+
+    async fn api(
+        &self,
+        who: &Connected,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = self.api_raw(who, method, path, body, &[]).await;
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get_ok(&self, who: &Connected, path: &str) -> Value {
+        let (status, body) = self.api(who, reqwest::Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+}
+
+use reqwest::Method as M;
+
+fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// The value cell of the first report row whose first cell is `label`, as a number.
+fn report_value(report: &Value, label: &str) -> f64 {
+    fn walk(rows: &Value, label: &str) -> Option<f64> {
+        for row in rows.as_array()? {
+            if row["Cells"][0]["Value"] == label {
+                return row["Cells"][1]["Value"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok());
+            }
+            if let Some(found) = walk(&row["Rows"], label) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    walk(&report["Reports"][0]["Rows"], label).unwrap_or(0.0)
+}
+
+fn first(body: &Value, key: &str) -> Value {
+    body[key][0].clone()
+}
+
+#[tokio::test]
+async fn contact_then_invoice_then_authorise_then_pay_in_full_is_paid_and_reports_reflect_it() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let day = today();
+    let pnl_path = format!("/Reports/ProfitAndLoss?fromDate={day}&toDate={day}");
+    let bs_path = format!("/Reports/BalanceSheet?date={day}");
+    let pnl_before = app.get_ok(&who, &pnl_path).await;
+    let bs_before = app.get_ok(&who, &bs_path).await;
+
+    let (status, contacts) = app.api(&who, M::PUT, "/Contacts", Some(json!({"Contacts": [{"Name": "Acceptance Test Ltd", "EmailAddress": "ap@acceptance.example.com"}]}))).await;
+    assert_eq!(status, StatusCode::OK, "{contacts}");
+    let contact_id = first(&contacts, "Contacts")["ContactID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(contacts["Status"], "OK");
+    assert!(contacts["DateTimeUTC"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("/Date(")));
+
+    let (status, invoices) = app
+        .api(&who, M::PUT, "/Invoices", Some(json!({"Invoices": [{
+            "Type": "ACCREC", "Contact": {"ContactID": contact_id}, "Date": day, "DueDate": day,
+            "LineAmountTypes": "Exclusive",
+            "LineItems": [{"Description": "Consulting", "Quantity": 2, "UnitAmount": 100, "AccountCode": "200", "TaxType": "OUTPUT2"}]
+        }]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{invoices}");
+    let invoice = first(&invoices, "Invoices");
+    assert_eq!(invoice["Status"], "DRAFT");
+    assert_eq!(
+        (
+            invoice["SubTotal"].as_f64(),
+            invoice["TotalTax"].as_f64(),
+            invoice["Total"].as_f64()
+        ),
+        (Some(200.0), Some(30.0), Some(230.0))
+    );
+    assert!(invoice["InvoiceNumber"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("INV-")));
+    assert!(invoice["Date"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("/Date(") && d.ends_with("+0000)/")));
+    let id = invoice["InvoiceID"].as_str().expect("id").to_owned();
+
+    let (status, authorised) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Invoices/{id}"),
+            Some(json!({"Status": "AUTHORISED"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{authorised}");
+    assert_eq!(first(&authorised, "Invoices")["Status"], "AUTHORISED");
+    assert_eq!(
+        first(&authorised, "Invoices")["AmountDue"].as_f64(),
+        Some(230.0)
+    );
+
+    let (status, payment) = app
+        .api(&who, M::PUT, "/Payments", Some(json!({"Invoice": {"InvoiceID": id}, "Account": {"Code": "090"}, "Date": day, "Amount": 230.0})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{payment}");
+    assert_eq!(first(&payment, "Payments")["PaymentType"], "ACCRECPAYMENT");
+
+    let paid = first(
+        &app.get_ok(&who, &format!("/Invoices/{id}")).await,
+        "Invoices",
+    );
+    assert_eq!(paid["Status"], "PAID");
+    assert_eq!(paid["AmountDue"].as_f64(), Some(0.0));
+    assert_eq!(paid["AmountPaid"].as_f64(), Some(230.0));
+    assert_eq!(paid["Payments"].as_array().map(Vec::len), Some(1));
+    assert!(paid["FullyPaidOnDate"].is_string());
+
+    let pnl_after = app.get_ok(&who, &pnl_path).await;
+    let bs_after = app.get_ok(&who, &bs_path).await;
+    let delta = |before: &Value, after: &Value, label: &str| {
+        report_value(after, label) - report_value(before, label)
+    };
+    assert!((delta(&pnl_before, &pnl_after, "Total Income") - 200.0).abs() < 0.001);
+    assert!((delta(&pnl_before, &pnl_after, "Net Profit") - 200.0).abs() < 0.001);
+    assert!((delta(&bs_before, &bs_after, "Business Bank Account") - 230.0).abs() < 0.001);
+    assert!((delta(&bs_before, &bs_after, "GST") - 30.0).abs() < 0.001);
+    assert!((delta(&bs_before, &bs_after, "Current Year Earnings") - 200.0).abs() < 0.001);
+    assert!(
+        (report_value(&bs_after, "Net Assets") - report_value(&bs_after, "Total Equity")).abs()
+            < 0.01,
+        "the balance sheet balances"
+    );
+    assert_eq!(bs_after["Reports"][0]["ReportType"], "BalanceSheet");
+}
+
+#[tokio::test]
+async fn line_amount_types_drive_subtotal_tax_and_total() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let cases = [
+        ("Exclusive", 100.0, (100.0, 15.0, 115.0)),
+        ("Inclusive", 115.0, (100.0, 15.0, 115.0)),
+        ("NoTax", 100.0, (100.0, 0.0, 100.0)),
+    ];
+    for (kind, unit, expected) in cases {
+        let (status, body) = app
+            .api(&who, M::PUT, "/Invoices", Some(json!({"Type": "ACCPAY", "Contact": {"Name": "Tax Maths Supplier"}, "LineAmountTypes": kind,
+                "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": unit, "AccountCode": "400", "TaxType": "INPUT2"}]})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+        let invoice = first(&body, "Invoices");
+        let got = (
+            invoice["SubTotal"].as_f64().unwrap_or(-1.0),
+            invoice["TotalTax"].as_f64().unwrap_or(-1.0),
+            invoice["Total"].as_f64().unwrap_or(-1.0),
+        );
+        assert_eq!(got, expected, "{kind}");
+    }
+    let (_, contacts) = app
+        .api(
+            &who,
+            M::GET,
+            "/Contacts?where=Name==\"Tax Maths Supplier\"",
+            None,
+        )
+        .await;
+    assert_eq!(
+        contacts["Contacts"].as_array().map(Vec::len),
+        Some(1),
+        "a contact named on an invoice is created once and reused"
+    );
+}
+
+async fn authorised_invoice(app: &TestApp, who: &Connected, amount: f64) -> String {
+    let (status, body) = app
+        .api(who, M::PUT, "/Invoices", Some(json!({"Type": "ACCREC", "Contact": {"Name": "Payments Customer"}, "Status": "AUTHORISED", "LineAmountTypes": "NoTax",
+            "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": amount, "AccountCode": "200"}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    first(&body, "Invoices")["InvoiceID"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn overpaying_is_a_validation_error_and_deleting_a_payment_reopens_the_invoice() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let id = authorised_invoice(&app, &who, 100.0).await;
+    let pay = |amount: f64| json!({"Invoice": {"InvoiceID": id}, "Account": {"Code": "090"}, "Amount": amount});
+    let (status, error) = app.api(&who, M::PUT, "/Payments", Some(pay(100.01))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["Type"], "ValidationException");
+    assert_eq!(error["ErrorNumber"], 10);
+    assert_eq!(
+        error["Elements"][0]["ValidationErrors"][0]["Message"],
+        "Payment amount exceeds the amount outstanding on this document"
+    );
+
+    let (status, partial) = app.api(&who, M::PUT, "/Payments", Some(pay(40.0))).await;
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    let invoice = first(
+        &app.get_ok(&who, &format!("/Invoices/{id}")).await,
+        "Invoices",
+    );
+    assert_eq!(
+        (invoice["Status"].as_str(), invoice["AmountDue"].as_f64()),
+        (Some("AUTHORISED"), Some(60.0))
+    );
+    let (_, rest) = app.api(&who, M::PUT, "/Payments", Some(pay(60.0))).await;
+    assert_eq!(
+        first(
+            &app.get_ok(&who, &format!("/Invoices/{id}")).await,
+            "Invoices"
+        )["Status"],
+        "PAID"
+    );
+    let payment_id = first(&rest, "Payments")["PaymentID"]
+        .as_str()
+        .expect("payment")
+        .to_owned();
+    let (status, deleted) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Payments/{payment_id}"),
+            Some(json!({"Status": "DELETED"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    let invoice = first(
+        &app.get_ok(&who, &format!("/Invoices/{id}")).await,
+        "Invoices",
+    );
+    assert_eq!(
+        (invoice["Status"].as_str(), invoice["AmountDue"].as_f64()),
+        (Some("AUTHORISED"), Some(60.0))
+    );
+    let draft = app
+        .api(&who, M::PUT, "/Invoices", Some(json!({"Type": "ACCREC", "Contact": {"Name": "Payments Customer"}, "LineItems": [{"Description": "d", "UnitAmount": 5, "AccountCode": "200"}]})))
+        .await
+        .1;
+    let draft_id = first(&draft, "Invoices")["InvoiceID"]
+        .as_str()
+        .expect("draft")
+        .to_owned();
+    let (status, _) = app.api(&who, M::PUT, "/Payments", Some(json!({"Invoice": {"InvoiceID": draft_id}, "Account": {"Code": "090"}, "Amount": 5}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "drafts cannot be paid");
+}
+
+#[tokio::test]
+async fn drafts_are_deleted_authorised_invoices_voided_and_contacts_archived() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let new_draft = || async {
+        let body = app
+            .api(
+                &who,
+                M::PUT,
+                "/Invoices",
+                Some(
+                    json!({"Type": "ACCREC", "Contact": {"Name": "Status Rules Ltd"},
+            "LineItems": [{"Description": "d", "UnitAmount": 10, "AccountCode": "200"}]}),
+                ),
+            )
+            .await
+            .1;
+        first(&body, "Invoices")["InvoiceID"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let draft = new_draft().await;
+    let (status, _) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Invoices/{draft}"),
+            Some(json!({"Status": "VOIDED"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "drafts cannot be voided");
+    let (status, deleted) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Invoices/{draft}"),
+            Some(json!({"Status": "DELETED"})),
+        )
+        .await;
+    assert_eq!(
+        (status, first(&deleted, "Invoices")["Status"].clone()),
+        (StatusCode::OK, json!("DELETED"))
+    );
+
+    let approved = authorised_invoice(&app, &who, 50.0).await;
+    let (status, _) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Invoices/{approved}"),
+            Some(json!({"Status": "DELETED"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "approved invoices cannot be deleted"
+    );
+    let (status, voided) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Invoices/{approved}"),
+            Some(json!({"Status": "VOIDED"})),
+        )
+        .await;
+    assert_eq!(
+        (status, first(&voided, "Invoices")["Status"].clone()),
+        (StatusCode::OK, json!("VOIDED"))
+    );
+    let (status, _) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Invoices/{approved}"),
+            Some(json!({"Reference": "late edit"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "voided invoices cannot be edited"
+    );
+
+    let contact = app
+        .api(
+            &who,
+            M::PUT,
+            "/Contacts",
+            Some(json!({"Name": "To Be Archived"})),
+        )
+        .await
+        .1;
+    let contact_id = first(&contact, "Contacts")["ContactID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, archived) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Contacts/{contact_id}"),
+            Some(json!({"ContactStatus": "ARCHIVED"})),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            first(&archived, "Contacts")["ContactStatus"].clone()
+        ),
+        (StatusCode::OK, json!("ARCHIVED"))
+    );
+    let listed = app
+        .get_ok(&who, "/Contacts?searchTerm=To%20Be%20Archived")
+        .await;
+    assert_eq!(
+        listed["Contacts"].as_array().map(Vec::len),
+        Some(0),
+        "archived contacts are hidden by default"
+    );
+    let listed = app
+        .get_ok(
+            &who,
+            "/Contacts?searchTerm=To%20Be%20Archived&includeArchived=true",
+        )
+        .await;
+    assert_eq!(listed["Contacts"].as_array().map(Vec::len), Some(1));
+    let (status, duplicate) = app
+        .api(
+            &who,
+            M::PUT,
+            "/Contacts",
+            Some(json!({"Name": "Status Rules Ltd"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(duplicate["Elements"][0]["ValidationErrors"][0]["Message"]
+        .as_str()
+        .is_some_and(|m| m.contains("unique")));
+}
+
+#[tokio::test]
+async fn validation_errors_come_in_xero_shape_and_summarize_errors_false_reports_per_element() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let good = json!({"Type": "ACCREC", "Contact": {"Name": "Batch Customer"}, "LineItems": [{"Description": "ok", "UnitAmount": 1, "AccountCode": "200"}]});
+    let bad_account = json!({"Type": "ACCREC", "Contact": {"Name": "Batch Customer"}, "LineItems": [{"Description": "bad", "UnitAmount": 1, "AccountCode": "999"}]});
+    let no_contact = json!({"Type": "ACCREC", "LineItems": [{"Description": "bad", "UnitAmount": 1, "AccountCode": "200"}]});
+    let before = app.get_ok(&who, "/Invoices?pageSize=1").await["pagination"]["itemCount"]
+        .as_u64()
+        .expect("count");
+
+    let (status, error) = app
+        .api(
+            &who,
+            M::PUT,
+            "/Invoices",
+            Some(json!({"Invoices": [good.clone(), bad_account.clone(), no_contact.clone()]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["Message"], "A validation exception occurred");
+    let messages: Vec<&str> = error["Elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .filter_map(|e| e["ValidationErrors"][0]["Message"].as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Account code '999' is not a valid code for this document.",
+            "A Contact must be specified for this type of transaction"
+        ]
+    );
+    let after = app.get_ok(&who, "/Invoices?pageSize=1").await["pagination"]["itemCount"]
+        .as_u64()
+        .expect("count");
+    assert_eq!(after, before, "a failed batch creates nothing");
+
+    let (status, mixed) = app
+        .api(
+            &who,
+            M::PUT,
+            "/Invoices?summarizeErrors=false",
+            Some(json!({"Invoices": [good, bad_account, no_contact]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{mixed}");
+    let elements = mixed["Invoices"].as_array().expect("invoices");
+    assert_eq!(elements.len(), 3);
+    assert_eq!(elements[0]["StatusAttributeString"], "OK");
+    assert!(elements[0]["InvoiceID"].is_string());
+    assert_eq!(elements[1]["HasErrors"], true);
+    assert!(elements[1]["ValidationErrors"][0]["Message"].is_string());
+    let after = app.get_ok(&who, "/Invoices?pageSize=1").await["pagination"]["itemCount"]
+        .as_u64()
+        .expect("count");
+    assert_eq!(after, before + 1, "only the good element was created");
+
+    let garbage = app
+        .http
+        .put(app.url("/api.xro/2.0/Invoices"))
+        .bearer_auth(&who.token)
+        .header("xero-tenant-id", &who.tenant)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(
+        garbage.status(),
+        StatusCode::BAD_REQUEST,
+        "a body that is not JSON is a 400"
+    );
+    let (status, _) = app
+        .api(&who, M::GET, "/Invoices?where=Status==", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a malformed where is a 400"
+    );
+}
+
+#[tokio::test]
+async fn the_same_invoice_sent_twice_with_one_idempotency_key_exists_once() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let body = json!({"Invoices": [{"Type": "ACCREC", "Contact": {"Name": "Idempotent Customer"}, "Reference": "IDEMPOTENT-1",
+        "LineItems": [{"Description": "once", "UnitAmount": 42, "AccountCode": "200"}]}]});
+    let key = [("Idempotency-Key", "execution-7-node-3-item-0")];
+    let first_response = app
+        .api_raw(&who, M::PUT, "/Invoices", Some(body.clone()), &key)
+        .await;
+    assert_eq!(first_response.status(), StatusCode::OK);
+    let first_body: Value = first_response.json().await.expect("json");
+    let second_response = app
+        .api_raw(&who, M::PUT, "/Invoices", Some(body.clone()), &key)
+        .await;
+    assert_eq!(second_response.status(), StatusCode::OK);
+    let second_body: Value = second_response.json().await.expect("json");
+    assert_eq!(first_body, second_body, "the first response is replayed");
+    let found = app
+        .get_ok(&who, "/Invoices?where=Reference==\"IDEMPOTENT-1\"")
+        .await;
+    assert_eq!(found["Invoices"].as_array().map(Vec::len), Some(1));
+    app.api_raw(
+        &who,
+        M::PUT,
+        "/Invoices",
+        Some(body),
+        &[("Idempotency-Key", "another-key")],
+    )
+    .await;
+    let found = app
+        .get_ok(&who, "/Invoices?where=Reference==\"IDEMPOTENT-1\"")
+        .await;
+    assert_eq!(
+        found["Invoices"].as_array().map(Vec::len),
+        Some(2),
+        "a new key creates again"
+    );
+}
+
+#[tokio::test]
+async fn lists_page_filter_order_and_match_paths_case_insensitively() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let page = app.get_ok(&who, "/invoices?page=2&pageSize=7").await;
+    assert_eq!(page["pagination"]["page"], 2);
+    assert_eq!(page["pagination"]["pageSize"], 7);
+    assert_eq!(page["Invoices"].as_array().map(Vec::len), Some(7));
+    let total = page["pagination"]["itemCount"].as_u64().expect("count");
+    assert_eq!(
+        page["pagination"]["pageCount"].as_u64(),
+        Some(total.div_ceil(7))
+    );
+    let capped = app.get_ok(&who, "/Invoices?pageSize=5000").await;
+    assert_eq!(capped["pagination"]["pageSize"], 1000);
+
+    let paid = app.get_ok(&who, "/Invoices?where=Status%3D%3D%22PAID%22%20AND%20Total%3E100&order=Total%20DESC&pageSize=1000").await;
+    let totals: Vec<f64> = paid["Invoices"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| {
+            assert_eq!(i["Status"], "PAID");
+            i["Total"].as_f64().expect("total")
+        })
+        .collect();
+    assert!(!totals.is_empty() && totals.iter().all(|t| *t > 100.0));
+    assert!(
+        totals.windows(2).all(|w| w[0] >= w[1]),
+        "ordered by Total DESC"
+    );
+
+    let drafts = app
+        .get_ok(&who, "/Invoices?Statuses=DRAFT,SUBMITTED&pageSize=1000")
+        .await;
+    assert!(drafts["Invoices"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .all(|i| i["Status"] == "DRAFT" || i["Status"] == "SUBMITTED"));
+    let some = &paid["Invoices"][0];
+    let id = some["InvoiceID"].as_str().expect("id");
+    let by_ids = app.get_ok(&who, &format!("/Invoices?IDs={id}")).await;
+    assert_eq!(by_ids["Invoices"][0]["InvoiceID"], id);
+    let contact = some["Contact"]["ContactID"].as_str().expect("contact");
+    let by_contact = app
+        .get_ok(
+            &who,
+            &format!("/Invoices?ContactIDs={contact}&pageSize=1000"),
+        )
+        .await;
+    assert!(by_contact["Invoices"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .all(|i| i["Contact"]["ContactID"] == contact));
+    let guid = app
+        .get_ok(
+            &who,
+            &format!("/Invoices?where=Contact.ContactID%3DGUID(%22{contact}%22)&pageSize=1000"),
+        )
+        .await;
+    assert_eq!(guid["Invoices"], by_contact["Invoices"]);
+    let number = some["InvoiceNumber"].as_str().expect("number");
+    let by_number = app.get_ok(&who, &format!("/INVOICES/{number}")).await;
+    assert_eq!(
+        by_number["Invoices"][0]["InvoiceID"], id,
+        "GET by number, upper-case path"
+    );
+    let summary = app
+        .get_ok(&who, "/Invoices?summaryOnly=true&pageSize=3")
+        .await;
+    assert!(summary["Invoices"][0]["LineItems"].is_null());
+    let recent = app
+        .get_ok(
+            &who,
+            "/Invoices?where=Date%3E%3DDateTime(2000,01,01)&pageSize=1",
+        )
+        .await;
+    assert_eq!(recent["pagination"]["itemCount"].as_u64(), Some(total));
+
+    let (_, created) = app
+        .api(
+            &who,
+            M::PUT,
+            "/Contacts",
+            Some(json!({"Name": "Modified Since Ltd"})),
+        )
+        .await;
+    assert!(created["Contacts"].is_array());
+    let since = (chrono::Utc::now() - chrono::Duration::seconds(5))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let response = app
+        .api_raw(
+            &who,
+            M::GET,
+            "/Contacts",
+            None,
+            &[("If-Modified-Since", &since)],
+        )
+        .await;
+    let modified: Value = response.json().await.expect("json");
+    let names: Vec<&str> = modified["Contacts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["Modified Since Ltd"]);
+    let accounts = app
+        .get_ok(&who, "/Accounts?where=Type%3D%3D%22BANK%22")
+        .await;
+    assert!(accounts["Accounts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|a| a["Code"] == "090"));
+    assert!(accounts["pagination"].is_null(), "accounts are not paged");
+    let items = app
+        .get_ok(&who, "/Items?where=Code.StartsWith(%22Dev%22)")
+        .await;
+    assert_eq!(items["Items"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn unauthorised_calls_get_xero_errors_401_403_and_insufficient_scope() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let anonymous = app
+        .http
+        .get(app.url("/api.xro/2.0/Invoices"))
+        .header("xero-tenant-id", &who.tenant)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = anonymous.json().await.expect("json");
+    assert_eq!(
+        (
+            body["Title"].as_str(),
+            body["Status"].as_u64(),
+            body["Detail"].as_str()
+        ),
+        (
+            Some("Unauthorized"),
+            Some(401),
+            Some("AuthenticationUnsuccessful")
+        )
+    );
+
+    let stranger = Connected {
+        token: who.token.clone(),
+        tenant: "00000000-0000-0000-0000-000000000001".into(),
+    };
+    let (status, body) = app.api(&stranger, M::GET, "/Invoices", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let no_tenant = app
+        .http
+        .get(app.url("/api.xro/2.0/Invoices"))
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(no_tenant.status(), StatusCode::FORBIDDEN);
+
+    let contacts_only = app
+        .connected_with("offline_access accounting.contacts accounting.invoices.read")
+        .await;
+    let response = app
+        .api_raw(&contacts_only, M::GET, "/Payments", None, &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    assert_eq!(
+        app.api(&contacts_only, M::GET, "/Invoices?pageSize=1", None)
+            .await
+            .0,
+        StatusCode::OK,
+        "a .read scope allows GET"
+    );
+    let (status, _) = app
+        .api(
+            &contacts_only,
+            M::PUT,
+            "/Invoices",
+            Some(json!({"Type": "ACCREC"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a .read scope does not allow writes"
+    );
+
+    app.advance_clock(31 * 60).await;
+    let (status, body) = app.api(&who, M::GET, "/Organisation", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["Detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("TokenExpired: token expired at ")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn documented_but_unemulated_paths_answer_501_and_unknown_paths_404() {
+    let app = TestApp::auto().await;
+    let who = app
+        .connected_with(
+            "offline_access accounting.invoices accounting.settings accounting.reports.aged.read",
+        )
+        .await;
+    let (status, body) = app.api(&who, M::GET, "/Quotes", None).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert!(body["Detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("Quotes")));
+    assert_eq!(
+        app.api(&who, M::GET, "/Reports/AgedReceivablesByContact", None)
+            .await
+            .0,
+        StatusCode::NOT_IMPLEMENTED
+    );
+    assert_eq!(
+        app.api(&who, M::GET, "/Employees", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let org = app.get_ok(&who, "/Organisation").await;
+    assert_eq!(org["Organisations"][0]["Name"], "Sandbox Trading Ltd");
+    assert_eq!(org["ProviderName"], "Ledgerflow Sandbox Demo");
+}
+
+#[tokio::test]
+async fn the_trial_balance_balances() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let tb = app.get_ok(&who, "/Reports/TrialBalance").await;
+    let rows = tb["Reports"][0]["Rows"].as_array().expect("rows");
+    let total = rows.last().expect("total section")["Rows"][0]["Cells"]
+        .as_array()
+        .expect("cells");
+    assert_eq!(total[0]["Value"], "Total");
+    assert_eq!(total[1]["Value"], total[2]["Value"], "debits equal credits");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits
+
+#[tokio::test]
+async fn the_sixty_first_call_in_a_minute_for_one_tenant_gets_429_with_retry_after() {
+    let app = TestApp::spawn(SandboxConfig {
+        auto_approve: true,
+        seed_invoices: 10,
+        seed_contacts: 5,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let who = app.connected().await;
+    for i in 0..60 {
+        let response = app.api_raw(&who, M::GET, "/Organisation", None, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK, "call {}", i + 1);
+        let remaining = response
+            .headers()
+            .get("x-minlimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok());
+        assert_eq!(
+            remaining,
+            Some(59 - i),
+            "X-MinLimit-Remaining after call {}",
+            i + 1
+        );
+        assert!(response.headers().contains_key("x-daylimit-remaining"));
+        assert!(response.headers().contains_key("x-appminlimit-remaining"));
+    }
+    let refused = app.api_raw(&who, M::GET, "/Organisation", None, &[]).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let header = |name: &str| {
+        refused
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header("x-rate-limit-problem").as_deref(), Some("minute"));
+    assert!(header("retry-after")
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|s| (1..=60).contains(&s)));
+    assert_eq!(header("x-minlimit-remaining").as_deref(), Some("0"));
+    assert_eq!(header("x-daylimit-remaining").as_deref(), Some("4940"));
+
+    let other_org = Connected {
+        token: who.token.clone(),
+        tenant: app
+            .tenants(&who.token)
+            .await
+            .iter()
+            .find(|t| t["tenantName"] == "Sandbox Services Ltd")
+            .and_then(|t| t["tenantId"].as_str())
+            .expect("tenant")
+            .to_owned(),
+    };
+    assert_eq!(
+        app.api(&other_org, M::GET, "/Organisation", None).await.0,
+        StatusCode::OK,
+        "limits are per organisation"
+    );
+    app.advance_clock(61).await;
+    assert_eq!(
+        app.api(&who, M::GET, "/Organisation", None).await.0,
+        StatusCode::OK,
+        "the window rolls on"
+    );
+}
+
+#[tokio::test]
+async fn a_sixth_concurrent_call_for_one_tenant_is_refused() {
+    let app = TestApp::spawn(SandboxConfig {
+        auto_approve: true,
+        seed_invoices: 10,
+        seed_contacts: 5,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let who = app.connected().await;
+    app.admin(M::POST, "/_sandbox/faults", Some(json!({"method": "GET", "path": "/api.xro/2.0/Organisation", "delay_ms": 800, "count": 5}))).await;
+    let slow: Vec<_> = (0..5)
+        .map(|_| app.api_raw(&who, M::GET, "/Organisation", None, &[]))
+        .collect();
+    let sixth = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.api_raw(&who, M::GET, "/Organisation", None, &[]).await
+    };
+    let (slow, sixth) = tokio::join!(futures_join_all(slow), sixth);
+    assert!(slow.iter().all(|r| r.status() == StatusCode::OK));
+    assert_eq!(sixth.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        sixth
+            .headers()
+            .get("x-rate-limit-problem")
+            .and_then(|v| v.to_str().ok()),
+        Some("concurrent")
+    );
+    let counters = app.admin(M::GET, "/_sandbox/counters", None).await;
+    assert_eq!(counters["max_concurrency"][&who.tenant], 5);
+    assert_eq!(counters["endpoints"]["GET /api.xro/2.0/Organisation"], 6);
+}
+
+/// Awaits all futures concurrently (a tiny stand-in for `futures::future::join_all`).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs = Vec::new();
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(output) => {
+                        results[i] = Some(output);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.extend(results.into_iter().flatten());
+    outputs
+}

@@ -117,6 +117,14 @@ impl Ledger {
     }
 }
 
+/// A record written by a committed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub collection: &'static str,
+    pub id: String,
+    pub created: bool,
+}
+
 /// A staged write: reads see staged records first, [`Tx::commit`] applies them.
 pub struct Tx<'a> {
     pub ledger: &'a mut Ledger,
@@ -165,12 +173,25 @@ impl<'a> Tx<'a> {
         self.staged.truncate(savepoint);
     }
 
-    /// Applies staged writes and returns them (collection, id, record) for webhooks.
-    pub fn commit(self) -> Vec<(&'static str, String, Value)> {
-        for (name, id, record) in &self.staged {
-            self.ledger.upsert(name, id, record.clone());
+    /// Applies staged writes and reports each written record once, saying whether it is new
+    /// (for webhook `CREATE`/`UPDATE` events).
+    pub fn commit(self) -> Vec<Written> {
+        let mut written: Vec<Written> = Vec::new();
+        for (collection, id, record) in self.staged {
+            let created = self.ledger.get(collection, &id).is_none();
+            self.ledger.upsert(collection, &id, record);
+            if !written
+                .iter()
+                .any(|w| w.collection == collection && w.id.eq_ignore_ascii_case(&id))
+            {
+                written.push(Written {
+                    collection,
+                    id,
+                    created,
+                });
+            }
         }
-        self.staged
+        written
     }
 }
 

@@ -1,0 +1,549 @@
+//! Reports computed from the ledger in Xero's report shape (`Reports[0].Rows` of `Header`,
+//! `Section`, `Row` and `SummaryRow`): Profit and Loss, Balance Sheet and Trial Balance, on the
+//! accrual basis.
+//!
+//! Postings are derived from documents, the way Xero's journals would record them: an approved
+//! sales invoice debits Accounts Receivable and credits each line's account and the sales tax
+//! account; a bill does the reverse against Accounts Payable; credit notes reverse their
+//! invoices; a payment moves money between the bank account and receivables or payables;
+//! posted manual journals (the seeded opening balances) post their lines as they are.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde_json::{json, Value};
+
+use super::ledger::Ledger;
+use super::model::{get, get_str, money, ms_date, number, parse_day};
+use super::Params;
+use crate::problem::Problem;
+
+/// System account codes the postings use.
+const RECEIVABLE: &str = "610";
+const PAYABLE: &str = "800";
+const SALES_TAX: &str = "820";
+const RETAINED_EARNINGS: &str = "960";
+
+/// One journal line: account code, date, amount (debit positive).
+struct Posting {
+    code: String,
+    day: NaiveDate,
+    amount: f64,
+}
+
+fn postings(ledger: &Ledger) -> Vec<Posting> {
+    let mut out = Vec::new();
+    let mut post = |code: &str, day: NaiveDate, amount: f64| {
+        if amount != 0.0 {
+            out.push(Posting {
+                code: code.to_owned(),
+                day,
+                amount,
+            });
+        }
+    };
+    for (collection, credit) in [("Invoices", false), ("CreditNotes", true)] {
+        for doc in ledger.records(collection) {
+            if !matches!(get_str(doc, "Status"), Some("AUTHORISED" | "PAID")) {
+                continue;
+            }
+            let Some(day) = get(doc, "Date").and_then(parse_day) else {
+                continue;
+            };
+            let sale = get_str(doc, "Type").is_some_and(|t| t.starts_with("ACCREC"));
+            // Sales credit lines (negative), purchases debit them; credit notes flip the sign.
+            let sign = match (sale, credit) {
+                (true, false) | (false, true) => -1.0,
+                _ => 1.0,
+            };
+            let inclusive = get_str(doc, "LineAmountTypes") == Some("Inclusive");
+            for line in get(doc, "LineItems")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let amount = get(line, "LineAmount").and_then(number).unwrap_or(0.0);
+                let tax = get(line, "TaxAmount").and_then(number).unwrap_or(0.0);
+                let net = if inclusive { amount - tax } else { amount };
+                if let Some(code) = get_str(line, "AccountCode") {
+                    post(code, day, sign * net);
+                }
+                post(SALES_TAX, day, sign * tax);
+            }
+            let total = get(doc, "Total").and_then(number).unwrap_or(0.0);
+            post(if sale { RECEIVABLE } else { PAYABLE }, day, -sign * total);
+        }
+    }
+    for journal in ledger.records("ManualJournals") {
+        if get_str(journal, "Status") != Some("POSTED") {
+            continue;
+        }
+        let Some(day) = get(journal, "Date").and_then(parse_day) else {
+            continue;
+        };
+        for line in get(journal, "JournalLines")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(code), Some(amount)) = (
+                get_str(line, "AccountCode"),
+                get(line, "LineAmount").and_then(number),
+            ) {
+                post(code, day, amount);
+            }
+        }
+    }
+    for payment in ledger.records("Payments") {
+        if get_str(payment, "Status") != Some("AUTHORISED") {
+            continue;
+        }
+        let (Some(day), Some(amount)) = (
+            get(payment, "Date").and_then(parse_day),
+            get(payment, "Amount").and_then(number),
+        ) else {
+            continue;
+        };
+        let Some(bank) = get(payment, "Account").and_then(|a| get_str(a, "Code")) else {
+            continue;
+        };
+        if get_str(payment, "PaymentType") == Some("ACCPAYPAYMENT") {
+            post(PAYABLE, day, amount);
+            post(bank, day, -amount);
+        } else {
+            post(bank, day, amount);
+            post(RECEIVABLE, day, -amount);
+        }
+    }
+    out
+}
+
+/// Net movement per account code over `[from, to]` (debit positive).
+fn balances(postings: &[Posting], from: Option<NaiveDate>, to: NaiveDate) -> HashMap<String, f64> {
+    let mut out: HashMap<String, f64> = HashMap::new();
+    for p in postings {
+        if p.day <= to && from.is_none_or(|f| p.day >= f) {
+            *out.entry(p.code.clone()).or_default() += p.amount;
+        }
+    }
+    out
+}
+
+fn day_param(params: &Params, name: &str) -> Result<Option<NaiveDate>, Problem> {
+    params
+        .get(name)
+        .map(|v| {
+            NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
+                Problem::BadRequest(format!("{name} must be a date (YYYY-MM-DD), not '{v}'"))
+            })
+        })
+        .transpose()
+}
+
+fn amount(value: f64) -> String {
+    format!("{:.2}", money(value) + 0.0)
+}
+
+fn cell(value: &str) -> Value {
+    json!({"Value": value})
+}
+
+fn account_cell(value: &str, account_id: &Value) -> Value {
+    json!({"Value": value, "Attributes": [{"Value": account_id, "Id": "account"}]})
+}
+
+fn header(cells: &[&str]) -> Value {
+    json!({"RowType": "Header", "Cells": cells.iter().map(|c| cell(c)).collect::<Vec<_>>()})
+}
+
+fn summary(cells: Vec<String>) -> Value {
+    json!({"RowType": "SummaryRow", "Cells": cells.iter().map(|c| cell(c)).collect::<Vec<_>>()})
+}
+
+fn section(title: &str, rows: Vec<Value>) -> Value {
+    json!({"RowType": "Section", "Title": title, "Rows": rows})
+}
+
+fn single_row(label: &str, value: f64) -> Value {
+    section(
+        "",
+        vec![json!({"RowType": "Row", "Cells": [cell(label), cell(&amount(value))]})],
+    )
+}
+
+/// Accounts of the given types with a non-zero value (`sign` turns debits into the report's
+/// natural sign), as rows plus their total.
+fn account_rows(
+    ledger: &Ledger,
+    types: &[&str],
+    values: &HashMap<String, f64>,
+    sign: f64,
+) -> (Vec<Value>, f64) {
+    let mut accounts: Vec<&Value> = ledger
+        .records("Accounts")
+        .filter(|a| get_str(a, "Type").is_some_and(|t| types.contains(&t)))
+        .collect();
+    accounts.sort_by_key(|a| get_str(a, "Code").unwrap_or_default().to_owned());
+    let mut rows = Vec::new();
+    let mut total = 0.0;
+    for account in accounts {
+        let code = get_str(account, "Code").unwrap_or_default();
+        let value = sign * values.get(code).copied().unwrap_or(0.0);
+        if money(value) == 0.0 {
+            continue;
+        }
+        total += value;
+        let id = get(account, "AccountID").cloned().unwrap_or(Value::Null);
+        let name = get_str(account, "Name").unwrap_or_default();
+        rows.push(json!({"RowType": "Row", "Cells": [account_cell(name, &id), account_cell(&amount(value), &id)]}));
+    }
+    (rows, total)
+}
+
+fn titled_section(
+    ledger: &Ledger,
+    title: &str,
+    types: &[&str],
+    values: &HashMap<String, f64>,
+    sign: f64,
+    total_label: &str,
+) -> (Option<Value>, f64) {
+    let (mut rows, total) = account_rows(ledger, types, values, sign);
+    if rows.is_empty() {
+        return (None, 0.0);
+    }
+    rows.push(summary(vec![total_label.to_owned(), amount(total)]));
+    (Some(section(title, rows)), total)
+}
+
+const INCOME: &[&str] = &["REVENUE", "SALES"];
+const OTHER_INCOME: &[&str] = &["OTHERINCOME"];
+const COST_OF_SALES: &[&str] = &["DIRECTCOSTS"];
+const EXPENSES: &[&str] = &["EXPENSE", "OVERHEADS", "DEPRECIATN"];
+const PROFIT_AND_LOSS_TYPES: &[&[&str]] = &[INCOME, OTHER_INCOME, COST_OF_SALES, EXPENSES];
+
+/// Net profit over a period.
+fn net_profit(ledger: &Ledger, values: &HashMap<String, f64>) -> f64 {
+    let sum = |types: &[&str], sign: f64| account_rows(ledger, types, values, sign).1;
+    sum(INCOME, -1.0) + sum(OTHER_INCOME, -1.0) - sum(COST_OF_SALES, 1.0) - sum(EXPENSES, 1.0)
+}
+
+fn report(
+    id: &str,
+    name: &str,
+    titles: Vec<String>,
+    date: NaiveDate,
+    rows: Vec<Value>,
+    now: DateTime<Utc>,
+) -> Value {
+    json!({
+        "ReportID": id,
+        "ReportName": name,
+        "ReportType": id,
+        "ReportTitles": titles,
+        "ReportDate": date.format("%-d %B %Y").to_string(),
+        "UpdatedDateUTC": ms_date(now),
+        "Fields": [],
+        "Rows": rows,
+    })
+}
+
+fn org_name(ledger: &Ledger) -> String {
+    get_str(&ledger.organisation, "Name")
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn month_start(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+fn month_end(day: NaiveDate) -> NaiveDate {
+    let next = if day.month() == 12 {
+        NaiveDate::from_ymd_opt(day.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(day.year(), day.month() + 1, 1)
+    };
+    next.map(|n| n - Duration::days(1)).unwrap_or(day)
+}
+
+/// Start of the financial year containing `day` (year end from the organisation settings).
+fn financial_year_start(ledger: &Ledger, day: NaiveDate) -> NaiveDate {
+    let end_month = get(&ledger.organisation, "FinancialYearEndMonth")
+        .and_then(number)
+        .unwrap_or(3.0) as u32;
+    let start_month = end_month % 12 + 1;
+    let year = if day.month() >= start_month {
+        day.year()
+    } else {
+        day.year() - 1
+    };
+    NaiveDate::from_ymd_opt(year, start_month, 1).unwrap_or(day)
+}
+
+fn profit_and_loss(ledger: &Ledger, params: &Params, now: DateTime<Utc>) -> Result<Value, Problem> {
+    let today = now.date_naive();
+    let from = day_param(params, "fromDate")?.unwrap_or_else(|| month_start(today));
+    let to = day_param(params, "toDate")?.unwrap_or_else(|| month_end(from));
+    if to < from {
+        return Err(Problem::BadRequest(
+            "toDate must not be before fromDate".into(),
+        ));
+    }
+    let values = balances(&postings(ledger), Some(from), to);
+    let mut rows = vec![header(&["", &to.format("%-d %b %Y").to_string()])];
+    let (income, total_income) =
+        titled_section(ledger, "Income", INCOME, &values, -1.0, "Total Income");
+    rows.extend(income);
+    let (cost, total_cost) = titled_section(
+        ledger,
+        "Less Cost of Sales",
+        COST_OF_SALES,
+        &values,
+        1.0,
+        "Total Cost of Sales",
+    );
+    rows.extend(cost);
+    rows.push(single_row("Gross Profit", total_income - total_cost));
+    let (other, _) = titled_section(
+        ledger,
+        "Plus Other Income",
+        OTHER_INCOME,
+        &values,
+        -1.0,
+        "Total Other Income",
+    );
+    rows.extend(other);
+    let (expenses, _) = titled_section(
+        ledger,
+        "Less Operating Expenses",
+        EXPENSES,
+        &values,
+        1.0,
+        "Total Operating Expenses",
+    );
+    rows.extend(expenses);
+    rows.push(single_row("Net Profit", net_profit(ledger, &values)));
+    let titles = vec![
+        "Profit and Loss".to_owned(),
+        org_name(ledger),
+        format!(
+            "For the period {} to {}",
+            from.format("%-d %B %Y"),
+            to.format("%-d %B %Y")
+        ),
+    ];
+    Ok(report(
+        "ProfitAndLoss",
+        "Profit and Loss",
+        titles,
+        today,
+        rows,
+        now,
+    ))
+}
+
+fn balance_sheet(ledger: &Ledger, params: &Params, now: DateTime<Utc>) -> Result<Value, Problem> {
+    let today = now.date_naive();
+    let date = day_param(params, "date")?.unwrap_or(today);
+    let all = postings(ledger);
+    let values = balances(&all, None, date);
+    let year_start = financial_year_start(ledger, date);
+    let current_year = net_profit(ledger, &balances(&all, Some(year_start), date));
+    let earlier = net_profit(
+        ledger,
+        &balances(&all, None, year_start - Duration::days(1)),
+    );
+
+    let mut rows = vec![header(&["", &date.format("%-d %b %Y").to_string()])];
+    rows.push(section("Assets", vec![]));
+    let mut total_assets = 0.0;
+    for (title, types, label) in [
+        ("Bank", &["BANK"][..], "Total Bank"),
+        (
+            "Current Assets",
+            &["CURRENT", "PREPAYMENT", "INVENTORY"][..],
+            "Total Current Assets",
+        ),
+        ("Fixed Assets", &["FIXED"][..], "Total Fixed Assets"),
+        (
+            "Non-current Assets",
+            &["NONCURRENT"][..],
+            "Total Non-current Assets",
+        ),
+    ] {
+        let (s, total) = titled_section(ledger, title, types, &values, 1.0, label);
+        rows.extend(s);
+        total_assets += total;
+    }
+    rows.push(single_row("Total Assets", total_assets));
+    rows.push(section("Liabilities", vec![]));
+    let mut total_liabilities = 0.0;
+    for (title, types, label) in [
+        (
+            "Current Liabilities",
+            &["CURRLIAB"][..],
+            "Total Current Liabilities",
+        ),
+        (
+            "Non-current Liabilities",
+            &["TERMLIAB", "LIABILITY"][..],
+            "Total Non-current Liabilities",
+        ),
+    ] {
+        let (s, total) = titled_section(ledger, title, types, &values, -1.0, label);
+        rows.extend(s);
+        total_liabilities += total;
+    }
+    rows.push(single_row("Total Liabilities", total_liabilities));
+    rows.push(single_row("Net Assets", total_assets - total_liabilities));
+
+    let (mut equity_rows, mut total_equity) = account_rows(ledger, &["EQUITY"], &values, -1.0);
+    equity_rows.retain(|r| r["Cells"][0]["Value"] != "Retained Earnings");
+    let retained = -values.get(RETAINED_EARNINGS).copied().unwrap_or(0.0);
+    total_equity -= retained;
+    let retained_total = retained + earlier;
+    equity_rows.push(json!({"RowType": "Row", "Cells": [cell("Current Year Earnings"), cell(&amount(current_year))]}));
+    equity_rows.push(json!({"RowType": "Row", "Cells": [cell("Retained Earnings"), cell(&amount(retained_total))]}));
+    total_equity += current_year + retained_total;
+    equity_rows.push(summary(vec![
+        "Total Equity".to_owned(),
+        amount(total_equity),
+    ]));
+    rows.push(section("Equity", equity_rows));
+    let titles = vec![
+        "Balance Sheet".to_owned(),
+        org_name(ledger),
+        format!("As at {}", date.format("%-d %B %Y")),
+    ];
+    Ok(report(
+        "BalanceSheet",
+        "Balance Sheet",
+        titles,
+        today,
+        rows,
+        now,
+    ))
+}
+
+fn trial_balance(ledger: &Ledger, params: &Params, now: DateTime<Utc>) -> Result<Value, Problem> {
+    let today = now.date_naive();
+    let date = day_param(params, "date")?.unwrap_or(today);
+    let all = postings(ledger);
+    let year_start = financial_year_start(ledger, date);
+    let mut cumulative = balances(&all, None, date);
+    let year = balances(&all, Some(year_start), date);
+    // Profit of earlier years sits in Retained Earnings, as Xero's year-end roll-over does.
+    let profit_and_loss_codes: Vec<&str> = ledger
+        .records("Accounts")
+        .filter(|a| {
+            get_str(a, "Type")
+                .is_some_and(|t| PROFIT_AND_LOSS_TYPES.iter().any(|types| types.contains(&t)))
+        })
+        .filter_map(|a| get_str(a, "Code"))
+        .collect();
+    let earlier = balances(&all, None, year_start - Duration::days(1));
+    let earlier_profit: f64 = profit_and_loss_codes
+        .iter()
+        .filter_map(|c| earlier.get(*c))
+        .sum();
+    *cumulative.entry(RETAINED_EARNINGS.to_owned()).or_default() += earlier_profit;
+    let mut rows = vec![header(&[
+        "Account",
+        "Debit",
+        "Credit",
+        "YTD Debit",
+        "YTD Credit",
+    ])];
+    let (mut debit_total, mut credit_total) = (0.0, 0.0);
+    let classes: [(&str, &[&str]); 5] = [
+        ("Revenue", &["REVENUE", "SALES", "OTHERINCOME"]),
+        (
+            "Expenses",
+            &["DIRECTCOSTS", "EXPENSE", "OVERHEADS", "DEPRECIATN"],
+        ),
+        (
+            "Assets",
+            &[
+                "BANK",
+                "CURRENT",
+                "PREPAYMENT",
+                "INVENTORY",
+                "FIXED",
+                "NONCURRENT",
+            ],
+        ),
+        ("Liabilities", &["CURRLIAB", "TERMLIAB", "LIABILITY"]),
+        ("Equity", &["EQUITY"]),
+    ];
+    for (title, types) in classes {
+        let profit_and_loss = PROFIT_AND_LOSS_TYPES.iter().any(|t| t.contains(&types[0]));
+        let source = if profit_and_loss { &year } else { &cumulative };
+        let mut accounts: Vec<&Value> = ledger
+            .records("Accounts")
+            .filter(|a| get_str(a, "Type").is_some_and(|t| types.contains(&t)))
+            .collect();
+        accounts.sort_by_key(|a| get_str(a, "Code").unwrap_or_default().to_owned());
+        let mut section_rows = Vec::new();
+        for account in accounts {
+            let code = get_str(account, "Code").unwrap_or_default();
+            let value = source.get(code).copied().unwrap_or(0.0);
+            if money(value) == 0.0 {
+                continue;
+            }
+            let (debit, credit) = if value > 0.0 {
+                (value, 0.0)
+            } else {
+                (0.0, -value)
+            };
+            debit_total += debit;
+            credit_total += credit;
+            let id = get(account, "AccountID").cloned().unwrap_or(Value::Null);
+            let label = format!("{} ({code})", get_str(account, "Name").unwrap_or_default());
+            let show = |v: f64| if v == 0.0 { String::new() } else { amount(v) };
+            section_rows.push(json!({"RowType": "Row", "Cells": [
+                account_cell(&label, &id), account_cell(&show(debit), &id), account_cell(&show(credit), &id),
+                account_cell(&show(debit), &id), account_cell(&show(credit), &id)]}));
+        }
+        rows.push(section(title, section_rows));
+    }
+    rows.push(section(
+        "",
+        vec![summary(vec![
+            "Total".to_owned(),
+            amount(debit_total),
+            amount(credit_total),
+            amount(debit_total),
+            amount(credit_total),
+        ])],
+    ));
+    let titles = vec![
+        "Trial Balance".to_owned(),
+        org_name(ledger),
+        format!("As at {}", date.format("%-d %B %Y")),
+    ];
+    Ok(report(
+        "TrialBalance",
+        "Trial Balance",
+        titles,
+        today,
+        rows,
+        now,
+    ))
+}
+
+/// Runs a report by name; `None` for reports the sandbox does not compute.
+pub fn run(
+    name: &str,
+    ledger: &Ledger,
+    params: &Params,
+    now: DateTime<Utc>,
+) -> Option<Result<Value, Problem>> {
+    let result = match name {
+        "ProfitAndLoss" => profit_and_loss(ledger, params, now),
+        "BalanceSheet" => balance_sheet(ledger, params, now),
+        "TrialBalance" => trial_balance(ledger, params, now),
+        _ => return None,
+    };
+    Some(result)
+}
