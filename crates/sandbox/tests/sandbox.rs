@@ -1978,3 +1978,246 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
     outputs.extend(results.into_iter().flatten());
     outputs
 }
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+/// A webhook endpoint on a free port: verifies `x-xero-signature` with `key` and records the
+/// batches it accepted. With `honest == false` it answers 200 to everything (a broken receiver).
+struct Receiver {
+    url: String,
+    batches: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn receiver(key: String, honest: bool) -> Receiver {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use hmac::{Hmac, Mac};
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = batches.clone();
+    let handler = move |headers: HeaderMap, body: Bytes| {
+        let store = store.clone();
+        let key = key.clone();
+        async move {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("key");
+            mac.update(&body);
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            let given = headers
+                .get("x-xero-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if honest && given != expected {
+                return StatusCode::UNAUTHORIZED;
+            }
+            if let Ok(batch) = serde_json::from_slice::<Value>(&body) {
+                store.lock().expect("lock").push(batch);
+            }
+            StatusCode::OK
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/webhooks/xero",
+        listener.local_addr().expect("addr")
+    );
+    let app = axum::Router::new().route("/webhooks/xero", axum::routing::post(handler));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Receiver {
+        url,
+        batches,
+        _server: server,
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_receiver_gets_signed_events_for_a_created_invoice_and_intent_to_receive_is_checked(
+) {
+    let app = TestApp::auto().await;
+    let demo = app.sandbox.demo_app();
+    let who = app.connected().await;
+    let setting = app
+        .admin(
+            M::PUT,
+            &format!("/_sandbox/apps/{}/webhook", demo.client_id),
+            Some(json!({"url": "http://127.0.0.1:9/unused"})),
+        )
+        .await;
+    let key = setting["key"].as_str().expect("webhook key").to_owned();
+
+    let honest = receiver(key.clone(), true).await;
+    app.admin(
+        M::PUT,
+        &format!("/_sandbox/apps/{}/webhook", demo.client_id),
+        Some(json!({"url": honest.url})),
+    )
+    .await;
+    let intent = app
+        .admin(
+            M::POST,
+            &format!("/_sandbox/apps/{}/webhook/intent", demo.client_id),
+            None,
+        )
+        .await;
+    assert_eq!(intent["passed"], true, "{intent}");
+    assert_eq!(
+        (
+            intent["correctly_signed_status"].as_u64(),
+            intent["wrongly_signed_status"].as_u64()
+        ),
+        (Some(200), Some(401))
+    );
+
+    let (_, created) = app
+        .api(
+            &who,
+            M::PUT,
+            "/Invoices",
+            Some(
+                json!({"Type": "ACCREC", "Contact": {"Name": "Webhook Customer"},
+            "LineItems": [{"Description": "hooked", "UnitAmount": 10, "AccountCode": "200"}]}),
+            ),
+        )
+        .await;
+    let invoice_id = first(&created, "Invoices")["InvoiceID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        events = honest
+            .batches
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|b| b["events"].as_array().cloned().unwrap_or_default())
+            .collect();
+        if events
+            .iter()
+            .any(|e| e["resourceId"] == invoice_id.as_str())
+        {
+            break;
+        }
+    }
+    let event = events
+        .iter()
+        .find(|e| e["resourceId"] == invoice_id.as_str())
+        .unwrap_or_else(|| panic!("invoice event delivered: {events:?}"));
+    assert_eq!(event["eventCategory"], "INVOICE");
+    assert_eq!(event["eventType"], "CREATE");
+    assert_eq!(event["tenantId"], who.tenant.as_str());
+    assert_eq!(event["tenantType"], "ORGANISATION");
+    assert_eq!(
+        event["resourceUrl"],
+        app.url(&format!("/api.xro/2.0/Invoices/{invoice_id}"))
+            .as_str()
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["eventCategory"] == "CONTACT" && e["eventType"] == "CREATE"),
+        "the new contact is announced too"
+    );
+    let batch = honest
+        .batches
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|b| b["events"].as_array().is_some_and(|e| !e.is_empty()))
+        .cloned()
+        .expect("batch");
+    assert!(
+        batch["firstEventSequence"].as_u64().is_some()
+            && batch["lastEventSequence"].as_u64().is_some()
+    );
+    assert!(batch["entropy"].is_string());
+    let log = app.admin(M::GET, "/_sandbox/webhooks", None).await;
+    assert!(log.as_array().is_some_and(|l| l
+        .iter()
+        .any(|d| d["delivered"] == true && d["status"] == 200)));
+
+    let careless = receiver(key, false).await;
+    app.admin(
+        M::PUT,
+        &format!("/_sandbox/apps/{}/webhook", demo.client_id),
+        Some(json!({"url": careless.url})),
+    )
+    .await;
+    let intent = app
+        .admin(
+            M::POST,
+            &format!("/_sandbox/apps/{}/webhook/intent", demo.client_id),
+            None,
+        )
+        .await;
+    assert_eq!(intent["passed"], false, "{intent}");
+    assert_eq!(intent["wrongly_signed_status"], 200);
+}
+
+#[tokio::test]
+async fn failed_webhook_deliveries_are_retried_with_back_off() {
+    let app = TestApp::spawn(SandboxConfig {
+        auto_approve: true,
+        seed_invoices: 5,
+        seed_contacts: 5,
+        rate_limits: None,
+        webhook_batch_delay: std::time::Duration::from_millis(20),
+        webhook_retry_base: std::time::Duration::from_millis(50),
+        webhook_max_attempts: 3,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let demo = app.sandbox.demo_app();
+    let who = app.connected().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let down = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, down).await;
+    });
+    app.admin(
+        M::PUT,
+        &format!("/_sandbox/apps/{}/webhook", demo.client_id),
+        Some(json!({"url": url})),
+    )
+    .await;
+    app.api(
+        &who,
+        M::PUT,
+        "/Contacts",
+        Some(json!({"Name": "Retry Me Ltd"})),
+    )
+    .await;
+    let mut attempts = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        attempts = app
+            .admin(M::GET, "/_sandbox/webhooks", None)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if attempts.len() >= 3 {
+            break;
+        }
+    }
+    let numbers: Vec<u64> = attempts
+        .iter()
+        .filter_map(|a| a["attempt"].as_u64())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    assert!(attempts
+        .iter()
+        .all(|a| a["status"] == 503 && a["delivered"] == false));
+}
