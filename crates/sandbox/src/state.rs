@@ -268,28 +268,42 @@ impl Sandbox {
             webhook_url: None,
             webhook_key: random_token(64),
         });
-        let mut tenants = Vec::new();
-        for (index, (name, short_code)) in DEMO_ORGS.iter().enumerate() {
-            let tenant_id = Uuid::new_v4();
-            let ledger = crate::seed::demo_ledger(
-                &crate::seed::SeedSpec {
-                    name,
-                    short_code,
-                    tenant_id,
-                    contacts: self.config.seed_contacts,
-                    invoices: self.config.seed_invoices,
-                    seed: self.config.seed.wrapping_add(index as u64),
-                },
-                now,
-            );
-            world.orgs.push(Org {
-                tenant_id,
-                name: (*name).to_owned(),
-                short_code: (*short_code).to_owned(),
-                ledger: Arc::new(Mutex::new(ledger)),
-            });
-            tenants.push(tenant_id);
-        }
+        // Organisations are seeded in parallel: a 20,000-invoice ledger takes a few seconds
+        // in an unoptimised build.
+        let orgs: Vec<Org> = std::thread::scope(|scope| {
+            let workers: Vec<_> = DEMO_ORGS
+                .iter()
+                .enumerate()
+                .map(|(index, (name, short_code))| {
+                    scope.spawn(move || {
+                        let tenant_id = Uuid::new_v4();
+                        let ledger = crate::seed::demo_ledger(
+                            &crate::seed::SeedSpec {
+                                name,
+                                short_code,
+                                tenant_id,
+                                contacts: self.config.seed_contacts,
+                                invoices: self.config.seed_invoices,
+                                seed: self.config.seed.wrapping_add(index as u64),
+                            },
+                            now,
+                        );
+                        Org {
+                            tenant_id,
+                            name: (*name).to_owned(),
+                            short_code: (*short_code).to_owned(),
+                            ledger: Arc::new(Mutex::new(ledger)),
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .filter_map(|worker| worker.join().ok())
+                .collect()
+        });
+        let tenants = orgs.iter().map(|o| o.tenant_id).collect();
+        world.orgs = orgs;
         world.users.push(User {
             id: Uuid::new_v4(),
             email: DEMO_EMAIL.into(),

@@ -2221,3 +2221,31 @@ async fn failed_webhook_deliveries_are_retried_with_back_off() {
         .iter()
         .all(|a| a["status"] == 503 && a["delivered"] == false));
 }
+
+#[tokio::test]
+async fn a_large_seeded_ledger_pages_by_a_thousand() {
+    let started = std::time::Instant::now();
+    let app = TestApp::spawn(SandboxConfig {
+        auto_approve: true,
+        rate_limits: None,
+        seed_invoices: 20_000,
+        seed_contacts: 500,
+        ..SandboxConfig::default()
+    })
+    .await;
+    eprintln!("seeded 2 x 20000 invoices in {:?}", started.elapsed());
+    let who = app.connected().await;
+    let page = app.get_ok(&who, "/Invoices?page=20&pageSize=1000").await;
+    assert_eq!(page["pagination"]["itemCount"], 20_000);
+    assert_eq!(page["pagination"]["pageCount"], 20);
+    assert_eq!(page["Invoices"].as_array().map(Vec::len), Some(1000));
+    let started = std::time::Instant::now();
+    let report = app.get_ok(&who, "/Reports/BalanceSheet").await;
+    eprintln!(
+        "balance sheet over 20000 invoices in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        (report_value(&report, "Net Assets") - report_value(&report, "Total Equity")).abs() < 0.01
+    );
+}

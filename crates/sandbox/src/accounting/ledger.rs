@@ -149,7 +149,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Finds a record by a predicate, staged records first.
-    pub fn find(&self, name: &str, predicate: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub fn find(&self, name: &str, predicate: impl Fn(&Value) -> bool) -> Option<&Value> {
         self.staged
             .iter()
             .rev()
@@ -157,7 +157,6 @@ impl<'a> Tx<'a> {
             .map(|(_, _, v)| v)
             .find(|v| predicate(v))
             .or_else(|| self.ledger.records(name).find(|v| predicate(v)))
-            .cloned()
     }
 
     pub fn stage(&mut self, name: &'static str, id: &str, record: Value) {

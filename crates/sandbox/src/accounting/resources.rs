@@ -663,7 +663,7 @@ const INVOICE_FIELDS: &[&str] = &[
 ];
 
 /// Finds an active account by code.
-pub fn account_by_code(tx: &Tx<'_>, code: &str) -> Option<Value> {
+pub fn account_by_code<'t>(tx: &'t Tx<'_>, code: &str) -> Option<&'t Value> {
     tx.find("Accounts", |a| {
         get_str(a, "Code").is_some_and(|c| c.eq_ignore_ascii_case(code))
     })
@@ -687,7 +687,7 @@ fn resolve_contact(tx: &mut Tx<'_>, input: &Value, ctx: &WriteCtx) -> Result<Val
     }
     if let Some(number) = get_str(input, "ContactNumber").filter(|s| !s.is_empty()) {
         if let Some(found) = tx.find("Contacts", |c| get_str(c, "ContactNumber") == Some(number)) {
-            return Ok(found);
+            return Ok(found.clone());
         }
     }
     let Some(name) = get_str(input, "Name")
@@ -700,7 +700,7 @@ fn resolve_contact(tx: &mut Tx<'_>, input: &Value, ctx: &WriteCtx) -> Result<Val
         get_str(c, "Name").is_some_and(|n| n.eq_ignore_ascii_case(name))
             && get_str(c, "ContactStatus") == Some("ACTIVE")
     }) {
-        return Ok(found);
+        return Ok(found.clone());
     }
     let created = contact(tx, None, input, ctx)?;
     let id = get_str(&created, "ContactID")
@@ -792,7 +792,10 @@ fn price_line(
     let gross = quantity * unit;
     let line_amount = money(gross * (1.0 - discount / 100.0));
     let account_code = get_str(&line_value, "AccountCode").map(str::to_owned);
-    let account = account_code.as_deref().and_then(|c| account_by_code(tx, c));
+    let account = account_code
+        .as_deref()
+        .and_then(|c| account_by_code(tx, c))
+        .cloned();
     if let Some(code) = &account_code {
         if account.is_none() {
             errors.push(format!(
@@ -1147,6 +1150,7 @@ fn payment(
                     tx.find("Invoices", |i| {
                         get_str(i, "InvoiceNumber").is_some_and(|x| x.eq_ignore_ascii_case(n))
                     })
+                    .cloned()
                 })
             };
             by_id.or_else(by_number)
@@ -1159,7 +1163,11 @@ fn payment(
     let account = get(input, "Account").and_then(|reference| {
         get_str(reference, "AccountID")
             .and_then(|id| tx.get("Accounts", id).cloned())
-            .or_else(|| get_str(reference, "Code").and_then(|c| account_by_code(tx, c)))
+            .or_else(|| {
+                get_str(reference, "Code")
+                    .and_then(|c| account_by_code(tx, c))
+                    .cloned()
+            })
     });
     match &account {
         None => errors
