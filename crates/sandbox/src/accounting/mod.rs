@@ -704,7 +704,7 @@ fn write(
                             get_str(r, f).is_some_and(|x| x.eq_ignore_ascii_case(n))
                         })
                     })
-                    .and_then(|r| get_str(&r, resource.id_field).map(str::to_owned)),
+                    .and_then(|r| get_str(r, resource.id_field).map(str::to_owned)),
             }
         };
         let existing = existing_id

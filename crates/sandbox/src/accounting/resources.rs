@@ -751,7 +751,7 @@ fn price_line(
         }) {
             Some(item) => {
                 let details = get(
-                    &item,
+                    item,
                     if is_sale {
                         "SalesDetails"
                     } else {
@@ -761,7 +761,7 @@ fn price_line(
                 .cloned()
                 .unwrap_or(Value::Null);
                 let description = get(
-                    &item,
+                    item,
                     if is_sale {
                         "Description"
                     } else {
