@@ -869,14 +869,13 @@ fn invoice(
     ctx: &WriteCtx,
     credit: bool,
 ) -> Result<Value, Errors> {
-    let (id_field, number_field, types, sequence, prefix, collection) = if credit {
+    let (id_field, number_field, types, sequence, prefix) = if credit {
         (
             "CreditNoteID",
             "CreditNoteNumber",
             ["ACCRECCREDIT", "ACCPAYCREDIT"],
             "CN",
             "CN-",
-            "CreditNotes",
         )
     } else {
         (
@@ -885,7 +884,6 @@ fn invoice(
             ["ACCREC", "ACCPAY"],
             "INV",
             "INV-",
-            "Invoices",
         )
     };
     let old_status = existing
@@ -1115,16 +1113,29 @@ fn invoice(
     record.insert("DueDateString".into(), json!(date_string(due_date)));
     record.insert("UpdatedDateUTC".into(), json!(ms_date(ctx.now)));
     if credit {
-        record.insert(
-            "RemainingCredit".into(),
-            json!(money(total - credited - paid)),
-        );
+        // Credit notes carry RemainingCredit instead of the invoice's paid/credited amounts.
+        let allocated: f64 = ["Allocations", "Payments"]
+            .iter()
+            .filter_map(|k| record.get(*k).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|a| get(a, "Amount").and_then(number))
+            .sum();
+        for key in [
+            "AmountPaid",
+            "AmountCredited",
+            "IsDiscounted",
+            "Overpayments",
+            "Prepayments",
+            "TotalDiscount",
+        ] {
+            record.remove(key);
+        }
+        record.insert("RemainingCredit".into(), json!(money(total - allocated)));
         record.entry("Allocations").or_insert(json!([]));
     } else {
         record.insert("AmountDue".into(), json!(money(total - paid - credited)));
         record.entry("CreditNotes").or_insert(json!([]));
     }
-    let _ = collection;
     Ok(Value::Object(record))
 }
 
