@@ -44,9 +44,33 @@ enum Command {
     /// Manage the encryption keys of stored secrets.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Inspect credentials.
+    /// Inspect, connect, test and delete credentials.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Run the Xero sandbox on its own: a stateful Xero emulator with a developer portal.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Args)]
+struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8090)]
+    port: u16,
+    /// Invoices and bills generated per demo organisation.
+    #[arg(long, default_value_t = 300)]
+    seed_invoices: usize,
+    /// Contacts generated per demo organisation.
+    #[arg(long, default_value_t = 40)]
+    seed_contacts: usize,
+    /// Approve consent without showing the sign-in and consent pages (for scripts).
+    #[arg(long)]
+    auto_approve: bool,
+    /// Switch Xero's rate limits off.
+    #[arg(long)]
+    no_rate_limits: bool,
 }
 
 #[derive(Args)]
@@ -63,6 +87,31 @@ struct ServeArgs {
     /// Defaults to http://<bind>:<port>.
     #[arg(long, env = "LEDGERFLOW_PUBLIC_URL")]
     public_url: Option<url::Url>,
+    /// Also run the built-in Xero sandbox, and let credentials use it (demo and offline testing).
+    #[arg(long)]
+    sandbox: bool,
+    /// Port of the built-in Xero sandbox.
+    #[arg(long, default_value_t = 8090, env = "LEDGERFLOW_SANDBOX_PORT")]
+    sandbox_port: u16,
+}
+
+/// How CLI commands that act as the server reach it and the sandbox.
+#[derive(Args, Clone)]
+struct Urls {
+    /// The server's public URL (as `serve` uses it); OAuth redirect URLs are built from it.
+    #[arg(
+        long,
+        env = "LEDGERFLOW_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    public_url: url::Url,
+    /// Where the Xero sandbox runs, for credentials set to the sandbox.
+    #[arg(
+        long,
+        env = "LEDGERFLOW_SANDBOX_URL",
+        default_value = "http://127.0.0.1:8090"
+    )]
+    sandbox_url: String,
 }
 
 #[derive(Subcommand)]
@@ -120,13 +169,57 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum CredentialsCommand {
-    /// List credentials (never their secrets).
+    /// List credentials with their connection status (never their secrets).
     List {
         #[command(flatten)]
         common: Common,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Show one credential: fields, status, scopes, token expiry, organisations.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        urls: Urls,
+        id: String,
+    },
+    /// Print the URL that starts consent (open it in a browser signed in as the owner).
+    ConnectUrl {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        urls: Urls,
+        id: String,
+    },
+    /// Call Xero with the credential (/connections, then GET /Organisation per organisation).
+    Test {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        urls: Urls,
+        id: String,
+    },
+    /// Disconnect one organisation (by tenant id) from the credential, at Xero too.
+    Disconnect {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        urls: Urls,
+        id: String,
+        tenant_id: String,
+    },
+    /// Revoke the connection at Xero, then delete the credential.
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        urls: Urls,
+        id: String,
+        /// Delete even if revocation at Xero fails.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -261,22 +354,134 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Credentials(CredentialsCommand::List { common, json }) => {
+        Command::Credentials(cmd) => credentials(cmd).await,
+        Command::Sandbox(args) => sandbox(args).await,
+    }
+}
+
+async fn credential_state(common: &Common, urls: &Urls) -> Result<AppState> {
+    let store = common.open().await?;
+    Ok(AppState::new(
+        store,
+        ServerConfig {
+            public_url: urls.public_url.clone(),
+            sandbox_url: Some(urls.sandbox_url.clone()),
+        },
+    ))
+}
+
+async fn credentials(cmd: CredentialsCommand) -> Result<()> {
+    use ledgerflow_server::connect;
+    match cmd {
+        CredentialsCommand::List { common, json } => {
             let store = common.open().await?;
             let creds = store.list_credentials().await?;
+            let mut rows = Vec::new();
+            for c in creds {
+                let status = if c.type_name == "xeroOAuth2Api" {
+                    store.oauth_status(&c.id).await?.status
+                } else {
+                    "-".into()
+                };
+                rows.push((c, status));
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&creds)?);
-            } else if creds.is_empty() {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(c, s)| {
+                        let mut v = serde_json::json!(c);
+                        v["status"] = serde_json::json!(s);
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if rows.is_empty() {
                 println!("No credentials.");
             } else {
-                println!("{:<34} {:<18} NAME", "ID", "TYPE");
-                for c in creds {
-                    println!("{:<34} {:<18} {}", c.id, c.type_name, c.name);
+                println!("{:<34} {:<16} {:<16} NAME", "ID", "TYPE", "STATUS");
+                for (c, s) in rows {
+                    println!("{:<34} {:<16} {:<16} {}", c.id, c.type_name, s, c.name);
                 }
             }
-            Ok(())
+        }
+        CredentialsCommand::Show { common, urls, id } => {
+            let state = credential_state(&common, &urls).await?;
+            let v = ledgerflow_server::api::credential_view(&state, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        CredentialsCommand::ConnectUrl { common, urls, id } => {
+            let state = credential_state(&common, &urls).await?;
+            let owner = owner(&state.store).await?;
+            let url = connect::start(&state, &id, &owner).await?;
+            eprintln!(
+                "Open this URL in a browser signed in to Ledgerflow as the owner, within 10 minutes. The app's redirect URI must be {}",
+                connect::redirect_url(&state.config)
+            );
+            println!("{url}");
+        }
+        CredentialsCommand::Test { common, urls, id } => {
+            let state = credential_state(&common, &urls).await?;
+            let report = connect::test(&state, &id).await?;
+            println!("{}", report.message);
+            for o in &report.organisations {
+                println!(
+                    "  {} {} ({}): {}",
+                    if o.ok { "ok  " } else { "FAIL" },
+                    o.tenant_name,
+                    o.tenant_id,
+                    o.message
+                );
+            }
+            if !report.ok {
+                bail!("the credential test failed");
+            }
+        }
+        CredentialsCommand::Disconnect {
+            common,
+            urls,
+            id,
+            tenant_id,
+        } => {
+            let state = credential_state(&common, &urls).await?;
+            connect::disconnect(&state, &id, &tenant_id).await?;
+            println!("Organisation {tenant_id} disconnected.");
+        }
+        CredentialsCommand::Delete {
+            common,
+            urls,
+            id,
+            force,
+        } => {
+            let state = credential_state(&common, &urls).await?;
+            connect::delete(&state, &id, force).await?;
+            println!("Credential {id} deleted.");
         }
     }
+    Ok(())
+}
+
+fn sandbox_config(bind: SocketAddr) -> ledgerflow_sandbox::SandboxConfig {
+    ledgerflow_sandbox::SandboxConfig {
+        bind,
+        ..Default::default()
+    }
+}
+
+async fn sandbox(args: SandboxArgs) -> Result<()> {
+    let mut config = sandbox_config(SocketAddr::new(args.bind, args.port));
+    config.seed_invoices = args.seed_invoices;
+    config.seed_contacts = args.seed_contacts;
+    config.auto_approve = args.auto_approve;
+    if args.no_rate_limits {
+        config.rate_limits = None;
+    }
+    let running = ledgerflow_sandbox::start(config).await?;
+    println!("{}", running.describe());
+    shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
 }
 
 fn read_password() -> Result<String> {
@@ -350,17 +555,37 @@ async fn serve(args: ServeArgs) -> Result<()> {
             url::Url::parse(&format!("http://{host}:{}", local.port()))?
         }
     };
+    let sandbox = if args.sandbox {
+        let mut config = sandbox_config(SocketAddr::new(args.bind, args.sandbox_port));
+        config.demo_redirect_uris.push(format!(
+            "{}{}",
+            public_url.as_str().trim_end_matches('/'),
+            ledgerflow_server::connect::CALLBACK_PATH
+        ));
+        let running = ledgerflow_sandbox::start(config)
+            .await
+            .context("cannot start the Xero sandbox; choose another port with --sandbox-port")?;
+        eprintln!("{}", running.describe());
+        Some(running)
+    } else {
+        None
+    };
     let state = AppState::new(
         store.clone(),
         ServerConfig {
             public_url: public_url.clone(),
+            sandbox_url: sandbox.as_ref().map(|s| s.base_url()),
         },
     );
+    tokio::spawn(ledgerflow_server::connect::run_sweeper(state.clone()));
     tracing::info!(listen = %local, public_url = %public_url, backend = ?store.backend(), "Ledgerflow is ready");
     eprintln!("Ledgerflow is listening on http://{local} (open {public_url})");
     ledgerflow_server::serve(listener, state, shutdown_signal())
         .await
         .context("server failed")?;
+    if let Some(s) = sandbox {
+        s.shutdown().await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -5,16 +5,19 @@
 //! write-only: responses list which are set (`secretFieldsSet`) and never their values.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{delete, post};
+use axum::{Extension, Json, Router};
 use ledgerflow_store::{CredentialPatch, NewCredential};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::auth::Principal;
+use crate::connect;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -62,6 +65,12 @@ pub fn router() -> Router<AppState> {
             get(get_credential)
                 .patch(update_credential)
                 .delete(delete_credential),
+        )
+        .route("/credentials/{id}/connect", post(connect_url))
+        .route("/credentials/{id}/test", post(test_credential))
+        .route(
+            "/credentials/{id}/organisations/{tenant}",
+            delete(disconnect_organisation),
         )
         .route("/openapi.json", get(openapi))
 }
@@ -120,11 +129,55 @@ async fn create_credential(
     Ok((StatusCode::CREATED, Json(cred)))
 }
 
+/// A credential with, for OAuth2 types, its connection: status, scopes, expiry, organisations.
+pub async fn credential_view(state: &AppState, id: &str) -> ApiResult<Value> {
+    let cred = state.store.get_credential(id).await?;
+    let mut v = json!(cred);
+    let oauth = ledgerflow_credentials::get(&cred.type_name)
+        .is_some_and(|t| t.auth == ledgerflow_credentials::AuthKind::OAuth2);
+    if oauth {
+        let mut conn = json!(state.store.oauth_status(id).await?);
+        conn["organisations"] = json!(state.store.tenants(id).await?);
+        conn["redirectUrl"] = json!(connect::redirect_url(&state.config));
+        v["connection"] = conn;
+    }
+    Ok(v)
+}
+
 async fn get_credential(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(state.store.get_credential(&id).await?))
+    Ok(Json(credential_view(&state, &id).await?))
+}
+
+async fn connect_url(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let url = connect::start(&state, &id, &p.user.id).await?;
+    Ok(Json(json!({
+        "authorizeUrl": url,
+        "redirectUrl": connect::redirect_url(&state.config),
+        "expiresInSeconds": 600,
+        "note": "Open authorizeUrl in a browser signed in to Ledgerflow as the same user; it works once."
+    })))
+}
+
+async fn test_credential(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<connect::TestReport>> {
+    Ok(Json(connect::test(&state, &id).await?))
+}
+
+async fn disconnect_organisation(
+    State(state): State<AppState>,
+    Path((id, tenant)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    connect::disconnect(&state, &id, &tenant).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
@@ -171,11 +224,18 @@ async fn update_credential(
     Ok(Json(cred))
 }
 
+#[derive(Deserialize, Default)]
+struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
 async fn delete_credential(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_credential(&id).await?;
+    connect::delete(&state, &id, q.force).await?;
     tracing::info!(credential = %id, "credential deleted");
     Ok(StatusCode::NO_CONTENT)
 }

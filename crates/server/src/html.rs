@@ -47,6 +47,17 @@ input:focus{outline:2px solid #b2d4f5;border-color:var(--brand)}
 .tag{display:inline-block;font-size:12px;padding:2px 8px;border-radius:99px;background:#eef4ff;color:#3538cd;font-weight:600}
 .hint{color:var(--muted);font-size:13px;margin-top:4px}
 code{background:#f2f4f7;padding:1px 5px;border-radius:4px;font-size:13px}
+textarea{width:100%;padding:9px 11px;border:1px solid #cfd4dc;border-radius:7px;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace;min-height:84px}
+.badge{display:inline-flex;align-items:center;gap:6px;font-size:13px;font-weight:600;padding:3px 10px;border-radius:99px}
+.badge:before{content:"";width:7px;height:7px;border-radius:50%;background:currentColor}
+.badge.connected{background:#ecfdf3;color:var(--ok)}.badge.needs_reconnect{background:#fef3f2;color:var(--bad)}.badge.never_connected{background:#f2f4f7;color:var(--muted)}
+.copy{display:flex;gap:8px}.copy input{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px;background:#f9fafb}
+.steps{margin:0 0 8px;padding-left:20px;color:#344054}.steps li{margin:4px 0}
+.grid{display:grid;grid-template-columns:minmax(0,1.4fr) minmax(0,1fr);gap:24px;align-items:start}
+.kv{display:grid;grid-template-columns:150px 1fr;gap:8px 12px;font-size:14px}.kv dt{color:var(--muted)}.kv dd{margin:0;word-break:break-word}
+.banner{background:#fffaeb;border:1px solid #fedf89;color:#93370d;padding:10px 14px;border-radius:8px;margin-bottom:16px;font-size:14px}
+.search{margin-bottom:14px}.actions{display:flex;gap:10px;flex-wrap:wrap;margin-top:18px}
+h2{font-size:17px;margin:0 0 12px}section.card+section.card{margin-top:20px}
 "#;
 
 /// Whole page with header and navigation. `user` is the signed-in email, if any.
@@ -79,6 +90,30 @@ pub fn alert(kind: &str, message: &str) -> String {
         esc(message)
     )
 }
+
+/// A read-only value with a button that copies it to the clipboard.
+pub fn copy_field(id: &str, label: &str, value: &str, button: &str) -> String {
+    format!(
+        r#"<label for="{id}">{label}</label><div class="copy"><input id="{id}" type="text" readonly value="{value}"><button type="button" class="btn secondary" id="copy-{id}" data-copy="{id}">{button}</button></div>"#,
+        id = esc(id),
+        label = esc(label),
+        value = esc(value),
+        button = esc(button),
+    )
+}
+
+/// Script for copy buttons: the Clipboard API, or a selection copy where it is unavailable.
+pub const COPY_SCRIPT: &str = r#"<script>
+document.querySelectorAll('[data-copy]').forEach(function (b) {
+  b.addEventListener('click', function () {
+    var input = document.getElementById(b.dataset.copy), label = b.textContent;
+    function done() { b.textContent = 'Copied'; setTimeout(function () { b.textContent = label; }, 1500); }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(done, function () { input.select(); document.execCommand('copy'); done(); });
+    } else { input.select(); document.execCommand('copy'); done(); }
+  });
+});
+</script>"#;
 
 /// A date-time in UTC for tables.
 pub fn when(ms: i64) -> String {

@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod connect;
+pub mod credential_pages;
 pub mod error;
 pub mod html;
 pub mod metrics;
@@ -33,21 +35,44 @@ pub struct ServerConfig {
     /// The URL people and remote services reach this server at. Redirect URLs are built from it,
     /// never from a request's Host header.
     pub public_url: url::Url,
+    /// Origin of the Xero sandbox credentials in `sandbox` environment use (`serve --sandbox`).
+    pub sandbox_url: Option<String>,
 }
+
+pub type Tokens = ledgerflow_oauth::TokenManager<connect::StoreTokens>;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Outgoing HTTP (providers, Xero); one pool for the process.
+    pub http: reqwest::Client,
+    pub tokens: Arc<Tokens>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
+        let config = Arc::new(config);
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .user_agent(concat!("Ledgerflow/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        let tokens = Arc::new(ledgerflow_oauth::TokenManager::new(
+            connect::StoreTokens {
+                store: store.clone(),
+                config: config.clone(),
+            },
+            http.clone(),
+        ));
         AppState {
             store,
-            config: Arc::new(config),
+            config,
             metrics: Arc::new(metrics::Metrics::default()),
+            http,
+            tokens,
         }
     }
 }
@@ -59,9 +84,22 @@ pub fn app(state: AppState) -> Router {
         .route("/credentials", get(pages::credentials_list))
         .route(
             "/credentials/new",
-            get(pages::credential_new).post(pages::credential_create),
+            get(credential_pages::new_page).post(credential_pages::create),
         )
-        .route("/credentials/{id}/delete", post(pages::credential_delete))
+        .route(
+            "/credentials/{id}",
+            get(credential_pages::detail).post(credential_pages::update),
+        )
+        .route(
+            "/credentials/{id}/connect",
+            post(credential_pages::connect_start),
+        )
+        .route("/credentials/{id}/test", post(credential_pages::test))
+        .route(
+            "/credentials/{id}/organisations/{tenant}/disconnect",
+            post(credential_pages::disconnect),
+        )
+        .route("/credentials/{id}/delete", post(credential_pages::delete))
         .route("/signout", post(pages::signout))
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(
@@ -71,6 +109,7 @@ pub fn app(state: AppState) -> Router {
     let public = Router::new()
         .route("/", get(pages::root))
         .route("/healthz", get(healthz))
+        .route(connect::CALLBACK_PATH, get(credential_pages::callback))
         .route("/setup", get(pages::setup_form).post(pages::setup_submit))
         .route(
             "/signin",

@@ -5,12 +5,10 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use ledgerflow_store::NewCredential;
-use serde_json::{Map, Value};
 
 use crate::auth::{self, Principal, PRE_CSRF_COOKIE};
 use crate::error::ApiError;
@@ -252,22 +250,39 @@ pub async fn credentials_list(
     Query(notice): Query<Notice>,
 ) -> Result<Html<String>, ApiError> {
     let creds = state.store.list_credentials().await?;
-    let csrf = p.csrf.clone().unwrap_or_default();
+    let mut statuses = HashMap::new();
+    for c in &creds {
+        if ledgerflow_credentials::get(&c.type_name)
+            .is_some_and(|t| t.auth == ledgerflow_credentials::AuthKind::OAuth2)
+        {
+            statuses.insert(c.id.clone(), state.store.oauth_status(&c.id).await?.status);
+        }
+    }
     let rows: String = creds
         .iter()
         .map(|c| {
+            let status = match statuses.get(&c.id).map(String::as_str) {
+                Some(s) => format!(
+                    r#" <span class="badge {s}">{}</span>"#,
+                    match s {
+                        "connected" => "Connected",
+                        "needs_reconnect" => "Needs reconnect",
+                        _ => "Never connected",
+                    }
+                ),
+                None => String::new(),
+            };
             let ty = ledgerflow_credentials::get(&c.type_name)
                 .map(|t| t.display_name)
                 .unwrap_or(&c.type_name);
             format!(
-                r#"<tr><td><strong>{name}</strong></td><td><span class="tag">{ty}</span></td><td>{created}</td><td>{updated}</td>
-<td style="text-align:right"><form method="post" action="/credentials/{id}/delete" onsubmit="return confirm('Delete this credential? Workflows that use it will stop working.')"><input type="hidden" name="_csrf" value="{csrf}"><button class="btn secondary" type="submit">Delete</button></form></td></tr>"#,
+                r#"<tr class="credential"><td><a href="/credentials/{id}"><strong>{name}</strong></a></td><td><span class="tag">{ty}</span>{status}</td><td>{created}</td><td>{updated}</td>
+<td style="text-align:right"><a class="btn secondary" href="/credentials/{id}">Open</a></td></tr>"#,
                 name = esc(&c.name),
                 ty = esc(ty),
                 created = when(c.created_at),
                 updated = when(c.updated_at),
                 id = esc(&c.id),
-                csrf = esc(&csrf),
             )
         })
         .collect();
@@ -292,155 +307,4 @@ pub async fn credentials_list(
 <a class="btn" id="add-new" href="/credentials/new">ADD NEW</a></div>{msg}{table}"#
         ),
     ))
-}
-
-#[derive(serde::Deserialize)]
-pub struct NewQuery {
-    #[serde(rename = "type")]
-    type_name: Option<String>,
-}
-
-fn credential_form(
-    ty: &ledgerflow_credentials::CredentialType,
-    csrf: &str,
-    values: &HashMap<String, String>,
-    error: &str,
-) -> String {
-    let fields: String = ty
-        .fields
-        .iter()
-        .map(|f| {
-            let (kind, value) = if f.secret {
-                ("password", String::new())
-            } else {
-                ("text", values.get(f.name).cloned().unwrap_or_default())
-            };
-            format!(
-                r#"<label for="f-{n}">{label}</label><input id="f-{n}" name="data.{n}" type="{kind}" value="{value}" {req} autocomplete="off">{hint}"#,
-                n = esc(f.name),
-                label = esc(f.display_name),
-                value = esc(&value),
-                req = if f.required { "required" } else { "" },
-                hint = if f.secret {
-                    r#"<div class="hint">Stored encrypted; never shown again.</div>"#
-                } else {
-                    ""
-                },
-            )
-        })
-        .collect();
-    format!(
-        r#"<div class="card" style="max-width:560px"><h1>New {title} credential</h1><p class="sub">{desc}</p>{alert}
-<form method="post" action="/credentials/new?type={ty}"><input type="hidden" name="_csrf" value="{csrf}">
-<label for="f-name">Credential name</label><input id="f-name" name="name" type="text" value="{name}" required>
-{fields}<p style="margin-top:20px"><button class="btn" type="submit" id="save">Save</button> <a class="btn secondary" href="/credentials">Cancel</a></p></form></div>"#,
-        title = esc(ty.display_name),
-        desc = "Fill in the fields and save. You can use the credential in HTTP Request nodes.",
-        alert = alert("error", error),
-        ty = esc(ty.name),
-        csrf = esc(csrf),
-        name = esc(values
-            .get("name")
-            .map(String::as_str)
-            .unwrap_or(ty.display_name)),
-    )
-}
-
-pub async fn credential_new(
-    Extension(p): Extension<Principal>,
-    Query(q): Query<NewQuery>,
-) -> Result<Html<String>, ApiError> {
-    let csrf = p.csrf.clone().unwrap_or_default();
-    let body = match q.type_name.as_deref().and_then(ledgerflow_credentials::get) {
-        Some(ty) => credential_form(ty, &csrf, &HashMap::new(), ""),
-        None => {
-            let items: String = ledgerflow_credentials::all()
-                .map(|t| {
-                    format!(
-                        r#"<tr><td><strong>{name}</strong><div class="hint">{fields}</div></td><td style="text-align:right"><a class="btn secondary" href="/credentials/new?type={id}">Select</a></td></tr>"#,
-                        name = esc(t.display_name),
-                        fields = esc(&t.fields.iter().map(|f| f.display_name).collect::<Vec<_>>().join(", ")),
-                        id = esc(t.name),
-                    )
-                })
-                .collect();
-            format!(
-                r#"<h1>Add a credential</h1><p class="sub">Pick the kind of credential.</p><table><tbody>{items}</tbody></table>"#
-            )
-        }
-    };
-    Ok(page("New credential", "credentials", user_of(&p), &body))
-}
-
-pub async fn credential_create(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Query(q): Query<NewQuery>,
-    Form(form): FormData,
-) -> Result<Response, ApiError> {
-    let ty = q
-        .type_name
-        .as_deref()
-        .and_then(ledgerflow_credentials::get)
-        .ok_or_else(|| ApiError::bad_request("unknown_type", "pick a credential type first"))?;
-    let data: Map<String, Value> = form
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("data.")
-                .map(|k| (k.to_string(), Value::String(v.clone())))
-        })
-        .collect();
-    let name = field(&form, "name").trim().to_string();
-    let csrf = p.csrf.clone().unwrap_or_default();
-    let values: HashMap<String, String> = form
-        .iter()
-        .map(|(k, v)| (k.strip_prefix("data.").unwrap_or(k).to_string(), v.clone()))
-        .collect();
-    let error = if name.is_empty() {
-        Some("Give the credential a name.".to_string())
-    } else {
-        None
-    };
-    let split = match error {
-        Some(e) => Err(e),
-        None => ty
-            .split_new(&Value::Object(data))
-            .map_err(|e| e.to_string()),
-    };
-    match split {
-        Ok(split) => {
-            state
-                .store
-                .create_credential(NewCredential {
-                    name: name.clone(),
-                    type_name: ty.name.into(),
-                    public: split.public,
-                    secret: split.secret,
-                })
-                .await?;
-            let to = format!(
-                "/credentials?created={}",
-                url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
-            );
-            Ok(Redirect::to(&to).into_response())
-        }
-        Err(msg) => Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            page(
-                "New credential",
-                "credentials",
-                user_of(&p),
-                &credential_form(ty, &csrf, &values, &msg),
-            ),
-        )
-            .into_response()),
-    }
-}
-
-pub async fn credential_delete(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Redirect, ApiError> {
-    state.store.delete_credential(&id).await?;
-    Ok(Redirect::to("/credentials?deleted=1"))
 }

@@ -11,6 +11,7 @@ struct TestApp {
     base: String,
     http: reqwest::Client,
     store: Store,
+    state: AppState,
     _home: tempfile::TempDir,
 }
 
@@ -43,6 +44,10 @@ struct Session {
 
 impl TestApp {
     async fn spawn() -> TestApp {
+        Self::spawn_with(None).await
+    }
+
+    async fn spawn_with(sandbox_url: Option<String>) -> TestApp {
         let home = tempfile::tempdir().unwrap();
         let keyring = Keyring::load(home.path(), None).unwrap();
         let store = Store::connect(&ledgerflow_store::sqlite_url(home.path()), keyring)
@@ -54,11 +59,12 @@ impl TestApp {
             store.clone(),
             ServerConfig {
                 public_url: base.parse().unwrap(),
+                sandbox_url,
             },
         );
         tokio::spawn(ledgerflow_server::serve(
             listener,
-            state,
+            state.clone(),
             std::future::pending(),
         ));
         TestApp {
@@ -68,6 +74,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             store,
+            state,
             _home: home,
         }
     }
@@ -577,4 +584,925 @@ async fn metrics_count_requests_for_signed_in_scrapers() {
     );
     assert!(text.contains("ledgerflow_credentials 0"));
     assert!(text.contains("process_resident_memory_bytes"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Xero OAuth2 API credentials against the sandbox.
+
+use ledgerflow_sandbox::{RunningSandbox, SandboxConfig};
+use secrecy::ExposeSecret;
+
+async fn start_sandbox(tune: impl FnOnce(&mut SandboxConfig)) -> RunningSandbox {
+    let mut config = SandboxConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        seed_invoices: 5,
+        seed_contacts: 3,
+        rate_limits: None,
+        ..Default::default()
+    };
+    tune(&mut config);
+    ledgerflow_sandbox::start(config).await.unwrap()
+}
+
+/// Everything a Xero connection test needs: the server, the sandbox, a session and an API key.
+struct XeroFixture {
+    app: TestApp,
+    sandbox: RunningSandbox,
+    session: Session,
+    auth: HeaderMap,
+}
+
+impl XeroFixture {
+    async fn new(tune: impl FnOnce(&mut SandboxConfig)) -> XeroFixture {
+        let sandbox = start_sandbox(tune).await;
+        let app = TestApp::spawn_with(Some(sandbox.base_url())).await;
+        let session = app.set_up_owner().await;
+        let auth = app.bearer(&app.api_key().await);
+        XeroFixture {
+            app,
+            sandbox,
+            session,
+            auth,
+        }
+    }
+
+    fn sandbox_url(&self, path: &str) -> String {
+        format!("{}{path}", self.sandbox.base_url())
+    }
+
+    fn callback(&self) -> String {
+        self.app.url("/rest/oauth2-credential/callback")
+    }
+
+    /// Registers a web app in the sandbox; returns (client id, client secret).
+    async fn register_app(&self, redirect: &str) -> (String, String) {
+        let app: Value = self
+            .app
+            .http
+            .post(self.sandbox_url("/_sandbox/apps"))
+            .json(&json!({"name": "Ledgerflow test", "integration_type": "web", "redirect_uris": [redirect]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            app["client_id"].as_str().unwrap().to_string(),
+            app["client_secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    async fn create_credential(&self, client_id: &str, client_secret: &str) -> String {
+        let resp = self
+            .app
+            .http
+            .post(self.app.url("/api/v1/credentials"))
+            .headers(self.auth.clone())
+            .json(&json!({"name": "Xero", "type": "xeroOAuth2Api", "data": {
+                "clientId": client_id, "clientSecret": client_secret, "environment": "sandbox"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A registered app and a credential for it.
+    async fn credential(&self) -> String {
+        let (id, secret) = self.register_app(&self.callback()).await;
+        self.create_credential(&id, &secret).await
+    }
+
+    async fn authorize_url(&self, credential: &str) -> String {
+        let v: Value = self
+            .app
+            .http
+            .post(
+                self.app
+                    .url(&format!("/api/v1/credentials/{credential}/connect")),
+            )
+            .headers(self.auth.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["authorizeUrl"]
+            .as_str()
+            .expect("authorizeUrl")
+            .to_string()
+    }
+
+    /// Follows a redirect to our callback with the signed-in browser session.
+    async fn deliver(&self, callback_url: &str) -> Response {
+        assert!(callback_url.starts_with(&self.callback()), "{callback_url}");
+        self.app
+            .http
+            .get(callback_url)
+            .header(COOKIE, &self.session.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn view(&self, credential: &str) -> Value {
+        self.app
+            .http
+            .get(self.app.url(&format!("/api/v1/credentials/{credential}")))
+            .headers(self.auth.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Walks the sandbox's sign-in and consent pages, ticking only `orgs` (indexes), and
+    /// returns where Xero redirects the browser.
+    async fn consent(&self, authorize_url: &str, orgs: &[usize], action: &str) -> String {
+        let http = &self.app.http;
+        let login = http
+            .get(authorize_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut form = hidden_inputs(&login);
+        form.push(("email".into(), "demo@sandbox.ledgerflow.dev".into()));
+        form.push(("password".into(), sandbox_password(&login)));
+        let consent = http
+            .post(self.sandbox_url("/identity/connect/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let tenants = checkbox_values(&consent, "tenant");
+        assert!(
+            tenants.len() >= 2,
+            "the demo user has two organisations: {consent}"
+        );
+        let mut form = hidden_inputs(&consent);
+        for i in orgs {
+            form.push(("tenant".into(), tenants[*i].clone()));
+        }
+        form.push(("action".into(), action.into()));
+        let resp = http
+            .post(self.sandbox_url("/identity/connect/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_redirection(),
+            "consent did not redirect: {}",
+            resp.status()
+        );
+        resp.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    async fn refresh_calls(&self) -> u64 {
+        let c: Value = self
+            .app
+            .http
+            .get(self.sandbox_url("/_sandbox/counters"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // Keyed "refresh_token ok" / "refresh_token error": every call that reached Xero.
+        c["grant_types"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.starts_with("refresh_token"))
+                    .filter_map(|(_, v)| v.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(&tag[start..start + tag[start..].find('"')?])
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input")
+        .skip(1)
+        .filter(|t| t.contains("type=\"hidden\""))
+        .filter_map(|t| Some((attr(t, "name")?.to_string(), unescape(attr(t, "value")?))))
+        .collect()
+}
+
+fn checkbox_values(html: &str, name: &str) -> Vec<String> {
+    html.split("<input")
+        .skip(1)
+        .filter(|t| t.contains("type=\"checkbox\"") && attr(t, "name") == Some(name))
+        .filter_map(|t| attr(t, "value").map(unescape))
+        .collect()
+}
+
+fn sandbox_password(login_page: &str) -> String {
+    // The sandbox prints its demo login under the form: `<code>email</code> / <code>password</code>`.
+    let codes: Vec<&str> = login_page
+        .split("<code>")
+        .skip(1)
+        .filter_map(|c| c.split("</code>").next())
+        .collect();
+    codes
+        .get(1)
+        .expect("demo password on the login page")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_stores_organisations_and_reconnecting_adds_without_losing_any() {
+    let fx = XeroFixture::new(|_| {}).await;
+    let cred = fx.credential().await;
+    assert_eq!(
+        fx.view(&cred).await["connection"]["status"],
+        "never_connected"
+    );
+
+    // First consent: only the first organisation.
+    let authorize = fx.authorize_url(&cred).await;
+    let q: std::collections::HashMap<_, _> = reqwest::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(q["redirect_uri"], fx.callback());
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["scope"].split(' ').any(|s| s == "offline_access"));
+    assert!(q["scope"].split(' ').any(|s| s == "accounting.invoices"));
+    assert!(q["state"].len() >= 43, "256-bit state");
+    let back = fx.consent(&authorize, &[0], "allow").await;
+    let resp = fx.deliver(&back).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(resp.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("connected=1"));
+    let v = fx.view(&cred).await;
+    assert_eq!(v["connection"]["status"], "connected");
+    let orgs = v["connection"]["organisations"].as_array().unwrap();
+    assert_eq!(orgs.len(), 1);
+    let first = orgs[0]["tenantName"].as_str().unwrap().to_string();
+    let first_event = orgs[0]["authEventId"].clone();
+    assert!(v["connection"]["grantedScopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "offline_access"));
+    assert!(v["connection"]["accessExpiresAt"].as_i64().unwrap() > ledgerflow_store::now_ms());
+
+    // Reconnect choosing the second organisation: both are kept, each with its own consent.
+    let back = fx
+        .consent(&fx.authorize_url(&cred).await, &[1], "allow")
+        .await;
+    assert_eq!(fx.deliver(&back).await.status(), StatusCode::SEE_OTHER);
+    let v = fx.view(&cred).await;
+    let orgs = v["connection"]["organisations"].as_array().unwrap();
+    assert_eq!(orgs.len(), 2, "{v}");
+    assert!(orgs
+        .iter()
+        .any(|o| o["tenantName"] == first.as_str() && o["authEventId"] == first_event));
+    assert!(orgs
+        .iter()
+        .any(|o| o["tenantName"] != first.as_str() && o["authEventId"] != first_event));
+
+    // Test calls Xero for each organisation.
+    let report: Value = fx
+        .app
+        .http
+        .post(fx.app.url(&format!("/api/v1/credentials/{cred}/test")))
+        .headers(fx.auth.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["organisations"].as_array().unwrap().len(), 2);
+
+    // Disconnect one organisation: gone here and at Xero.
+    let tenant = orgs[0]["tenantId"].as_str().unwrap();
+    let resp = fx
+        .app
+        .http
+        .delete(fx.app.url(&format!(
+            "/api/v1/credentials/{cred}/organisations/{tenant}"
+        )))
+        .headers(fx.auth.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        fx.view(&cred).await["connection"]["organisations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let token = fx
+        .app
+        .store
+        .oauth_tokens(&cred)
+        .await
+        .unwrap()
+        .unwrap()
+        .access_token;
+    let at_xero: Value = fx
+        .app
+        .http
+        .get(fx.sandbox_url("/connections"))
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(at_xero
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["tenantId"] != tenant));
+
+    // Delete revokes at Xero first: the refresh token stops working.
+    let refresh = fx
+        .app
+        .store
+        .oauth_tokens(&cred)
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let resp = fx
+        .app
+        .http
+        .delete(fx.app.url(&format!("/api/v1/credentials/{cred}")))
+        .headers(fx.auth.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (client_id, client_secret) = {
+        let apps: Value = fx
+            .app
+            .http
+            .get(fx.sandbox_url("/_sandbox/apps"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let a = apps.as_array().unwrap().last().unwrap().clone();
+        (
+            a["client_id"].as_str().unwrap().to_string(),
+            a["client_secret"].as_str().unwrap().to_string(),
+        )
+    };
+    let resp = fx
+        .app
+        .http
+        .post(fx.sandbox_url("/connect/token"))
+        .basic_auth(client_id, Some(client_secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.expose_secret()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+}
+
+/// Asserts a callback was refused with a page containing `needle`, and the credential is unchanged.
+async fn assert_refused(fx: &XeroFixture, cred: &str, resp: Response, needle: &str) {
+    assert!(
+        resp.status().is_client_error() || resp.status().is_server_error(),
+        "{}",
+        resp.status()
+    );
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Could not connect"), "{page}");
+    assert!(page.contains(needle), "expected {needle:?} in {page}");
+    assert!(page.contains("Nothing was changed"), "{page}");
+    let v = fx.view(cred).await;
+    assert_eq!(v["connection"]["status"], "never_connected", "{v}");
+    assert!(v["connection"]["organisations"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_expired_cancelled_and_misconfigured_callbacks_change_nothing() {
+    let fx = XeroFixture::new(|c| c.auto_approve = true).await;
+    let cred = fx.credential().await;
+
+    // Forged: a state this server never issued.
+    let resp = fx
+        .deliver(&format!(
+            "{}?code=abc&state=forged-state-value",
+            fx.callback()
+        ))
+        .await;
+    assert_refused(&fx, &cred, resp, "unknown state").await;
+    // No state at all.
+    let resp = fx.deliver(&format!("{}?code=abc", fx.callback())).await;
+    assert_refused(&fx, &cred, resp, "no state").await;
+
+    // Expired: issued more than 10 minutes ago.
+    let verifier = secrecy::SecretString::from("v".repeat(43));
+    let owner = fx.app.store.owner().await.unwrap().unwrap();
+    fx.app
+        .store
+        .create_oauth_state(
+            &ledgerflow_oauth::flow::state_hash("old-state"),
+            &cred,
+            &owner.id,
+            &fx.callback(),
+            &verifier,
+            -1,
+        )
+        .await
+        .unwrap();
+    let resp = fx
+        .deliver(&format!("{}?code=abc&state=old-state", fx.callback()))
+        .await;
+    assert_refused(&fx, &cred, resp, "expired").await;
+
+    // Cancelled at Xero: access_denied comes back with the state.
+    let authorize = fx.authorize_url(&cred).await;
+    let state = reqwest::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let resp = fx
+        .deliver(&format!(
+            "{}?error=access_denied&state={state}",
+            fx.callback()
+        ))
+        .await;
+    assert_refused(&fx, &cred, resp, "consent was cancelled").await;
+
+    // A real consent, delivered by a browser without the signed-in session.
+    let authorize = fx.authorize_url(&cred).await;
+    let back = fx.app.http.get(&authorize).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resp = fx.app.http.get(&back).send().await.unwrap();
+    assert_refused(&fx, &cred, resp, "different signed-in person").await;
+
+    // Replayed: the same callback URL a second time, after it succeeded.
+    let authorize = fx.authorize_url(&cred).await;
+    let back = fx.app.http.get(&authorize).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fx.deliver(&back).await.status(), StatusCode::SEE_OTHER);
+    let before = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    let resp = fx.deliver(&back).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("already used"));
+    let after = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    assert_eq!(
+        before.access_token.expose_secret(),
+        after.access_token.expose_secret()
+    );
+    assert_eq!(before.generation, after.generation);
+
+    // Wrong client secret: Xero refuses the code exchange.
+    let (id, _) = fx.register_app(&fx.callback()).await;
+    let wrong = fx.create_credential(&id, "not-the-secret").await;
+    let back = fx
+        .app
+        .http
+        .get(&fx.authorize_url(&wrong).await)
+        .send()
+        .await
+        .unwrap()
+        .headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resp = fx.deliver(&back).await;
+    assert_refused(&fx, &wrong, resp, "invalid_client").await;
+
+    // Redirect URI not registered: Xero shows an error page and never comes back.
+    let (id, secret) = fx.register_app("http://localhost:9/elsewhere").await;
+    let unregistered = fx.create_credential(&id, &secret).await;
+    let resp = fx
+        .app
+        .http
+        .get(&fx.authorize_url(&unregistered).await)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert!(resp.headers().get("location").is_none());
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("redirect"));
+    assert_eq!(
+        fx.view(&unregistered).await["connection"]["status"],
+        "never_connected"
+    );
+}
+
+/// Connects a credential through the auto-approving sandbox.
+async fn connected(fx: &XeroFixture) -> String {
+    let cred = fx.credential().await;
+    let back = fx
+        .app
+        .http
+        .get(&fx.authorize_url(&cred).await)
+        .send()
+        .await
+        .unwrap()
+        .headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fx.deliver(&back).await.status(), StatusCode::SEE_OTHER);
+    cred
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_callers_on_an_expired_token_cause_one_refresh() {
+    let fx = XeroFixture::new(|c| {
+        c.auto_approve = true;
+        c.access_token_ttl = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let cred = connected(&fx).await;
+    let first = fx.app.state.tokens.access_token(&cred).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(fx.refresh_calls().await, 0);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let tokens = fx.app.state.tokens.clone();
+        let cred = cred.clone();
+        tasks.push(tokio::spawn(
+            async move { tokens.access_token(&cred).await },
+        ));
+    }
+    let mut distinct = std::collections::HashSet::new();
+    for t in tasks {
+        distinct.insert(t.await.unwrap().unwrap().token.expose_secret().to_string());
+    }
+    assert_eq!(distinct.len(), 1, "everyone got the one new token");
+    assert!(!distinct.contains(first.token.expose_secret()));
+    assert_eq!(fx.refresh_calls().await, 1);
+    // The new token works at Xero.
+    let token = distinct.into_iter().next().unwrap();
+    let resp = fx
+        .app
+        .http
+        .get(fx.sandbox_url("/connections"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_token_managers_on_one_database_refresh_once() {
+    // Two independent servers (own pools, own token managers, own in-process locks) on one
+    // database: only the database lease coordinates them.
+    for postgres in [false, true] {
+        let fx = XeroFixture::new(|c| {
+            c.auto_approve = true;
+            c.access_token_ttl = std::time::Duration::from_secs(2);
+        })
+        .await;
+        let db = if postgres {
+            match ledgerflow_store::testing::TestDb::postgres().await {
+                Some(db) => Some(db),
+                None => continue,
+            }
+        } else {
+            None
+        };
+        let home = tempfile::tempdir().unwrap();
+        let url = db
+            .as_ref()
+            .map(|d| d.url.clone())
+            .unwrap_or_else(|| ledgerflow_store::sqlite_url(home.path()));
+        let key = ledgerflow_store::vault::generate_key();
+        let open = || async {
+            let store = Store::connect(&url, Keyring::from_env_value(&key).unwrap())
+                .await
+                .unwrap();
+            AppState::new(
+                store,
+                ServerConfig {
+                    public_url: fx.app.base.parse().unwrap(),
+                    sandbox_url: Some(fx.sandbox.base_url()),
+                },
+            )
+        };
+        let (a, b) = (open().await, open().await);
+        // Copy a connected credential into the shared database via the real flow's results.
+        let source = connected(&fx).await;
+        let c = fx.app.store.get_credential(&source).await.unwrap();
+        let secrets = fx.app.store.credential_secrets(&source).await.unwrap();
+        let cred = a
+            .store
+            .create_credential(ledgerflow_store::NewCredential {
+                name: c.name,
+                type_name: c.type_name,
+                public: c.data,
+                secret: secrets
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v.expose_secret())))
+                    .collect(),
+            })
+            .await
+            .unwrap()
+            .id;
+        let t = fx.app.store.oauth_tokens(&source).await.unwrap().unwrap();
+        a.store
+            .save_connected_tokens(
+                &cred,
+                &t.access_token,
+                t.refresh_token.as_ref(),
+                t.access_expires_at,
+                &t.granted_scope,
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let before = fx.refresh_calls().await;
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let cred = cred.clone();
+            tasks.push(tokio::spawn(
+                async move { s.tokens.access_token(&cred).await },
+            ));
+        }
+        let mut distinct = std::collections::HashSet::new();
+        for t in tasks {
+            distinct.insert(t.await.unwrap().unwrap().token.expose_secret().to_string());
+        }
+        assert_eq!(fx.refresh_calls().await - before, 1, "postgres={postgres}");
+        assert_eq!(distinct.len(), 1);
+        assert_eq!(a.tokens.refresh_count() + b.tokens.refresh_count(), 1);
+        if let Some(db) = db {
+            a.store.close().await;
+            b.store.close().await;
+            db.drop_db().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_lost_before_storing_are_recovered_through_the_grace_period() {
+    let fx = XeroFixture::new(|c| {
+        c.auto_approve = true;
+        c.access_token_ttl = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let cred = connected(&fx).await;
+    // A process refreshes at Xero and dies before storing what it received: Xero has rotated the
+    // refresh token, the database still holds the old one.
+    let stored = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    let config = ledgerflow_oauth::TokenStore::client_config(fx.app.state.tokens.store(), &cred)
+        .await
+        .unwrap();
+    let lost = ledgerflow_oauth::refresh(
+        &fx.app.http,
+        &config.provider,
+        &config.client,
+        stored.refresh_token.as_ref().unwrap(),
+    )
+    .await
+    .unwrap();
+    drop(lost);
+    assert_eq!(fx.refresh_calls().await, 1);
+
+    // After a restart (a fresh token manager), the expired token is refreshed with the stored,
+    // already-rotated refresh token: Xero accepts it inside the 30-minute grace period.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let restarted = AppState::new(fx.app.store.clone(), (*fx.app.state.config).clone());
+    let token = restarted.tokens.access_token(&cred).await.unwrap();
+    assert_eq!(
+        fx.app
+            .http
+            .get(fx.sandbox_url("/connections"))
+            .bearer_auth(token.token.expose_secret())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        fx.app.store.oauth_status(&cred).await.unwrap().status,
+        "connected"
+    );
+
+    // What was stored is the newest refresh token: it still works once the grace period of the
+    // old one has passed.
+    fx.app
+        .http
+        .post(fx.sandbox_url("/_sandbox/clock/advance"))
+        .json(&json!({"seconds": 31 * 60}))
+        .send()
+        .await
+        .unwrap();
+    let again = restarted
+        .tokens
+        .force_refresh(&cred, &token.token)
+        .await
+        .unwrap();
+    assert_ne!(again.token.expose_secret(), token.token.expose_secret());
+    assert_eq!(
+        fx.app.store.oauth_status(&cred).await.unwrap().status,
+        "connected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_refresh_token_marks_needs_reconnect_after_one_attempt() {
+    let fx = XeroFixture::new(|c| {
+        c.auto_approve = true;
+        c.access_token_ttl = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let cred = connected(&fx).await;
+    // 61 days without use: Xero's idle expiry kills the refresh token.
+    fx.app
+        .http
+        .post(fx.sandbox_url("/_sandbox/clock/advance"))
+        .json(&json!({"seconds": 61 * 86_400}))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let tokens = fx.app.state.tokens.clone();
+        let cred = cred.clone();
+        tasks.push(tokio::spawn(
+            async move { tokens.access_token(&cred).await },
+        ));
+    }
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("needs reconnecting"), "{err}");
+    }
+    // Later callers fail at once, without calling Xero.
+    for _ in 0..10 {
+        assert!(fx.app.state.tokens.access_token(&cred).await.is_err());
+    }
+    assert_eq!(fx.refresh_calls().await, 1);
+    let v = fx.view(&cred).await;
+    assert_eq!(v["connection"]["status"], "needs_reconnect");
+    assert!(v["connection"]["statusReason"]
+        .as_str()
+        .unwrap()
+        .contains("invalid_grant"));
+    let html = fx
+        .app
+        .http
+        .get(fx.app.url(&format!("/credentials/{cred}")))
+        .header(COOKIE, &fx.session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Needs reconnect") && html.contains("invalid_grant"));
+
+    // Reconnecting brings it back.
+    let back = fx
+        .app
+        .http
+        .get(&fx.authorize_url(&cred).await)
+        .send()
+        .await
+        .unwrap()
+        .headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fx.deliver(&back).await.status(), StatusCode::SEE_OTHER);
+    assert!(fx.app.state.tokens.access_token(&cred).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_and_tokens_never_appear_in_responses_pages_or_the_database_file() {
+    let fx = XeroFixture::new(|c| c.auto_approve = true).await;
+    let cred = connected(&fx).await;
+    let secret = fx.app.store.credential_secrets(&cred).await.unwrap()["clientSecret"]
+        .expose_secret()
+        .to_string();
+    let t = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    let needles = [
+        secret,
+        t.access_token.expose_secret().to_string(),
+        t.refresh_token.unwrap().expose_secret().to_string(),
+    ];
+    let mut seen = String::new();
+    for path in [
+        format!("/api/v1/credentials/{cred}"),
+        "/api/v1/credentials".into(),
+    ] {
+        seen += &fx
+            .app
+            .http
+            .get(fx.app.url(&path))
+            .headers(fx.auth.clone())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    for path in [format!("/credentials/{cred}"), "/credentials".into()] {
+        seen += &fx
+            .app
+            .http
+            .get(fx.app.url(&path))
+            .header(COOKIE, &fx.session.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    seen += &fx
+        .app
+        .http
+        .post(fx.app.url(&format!("/credentials/{cred}/test")))
+        .header(COOKIE, &fx.session.cookie)
+        .form(&[("_csrf", fx.session.csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(seen.contains("Connected"));
+    let home = fx.app._home.path().to_path_buf();
+    fx.app.store.close().await;
+    let mut files = String::new();
+    for entry in std::fs::read_dir(&home).unwrap() {
+        files += &String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    for n in &needles {
+        assert!(
+            !seen.contains(n.as_str()),
+            "a secret appeared in a response or page"
+        );
+        assert!(
+            !files.contains(n.as_str()),
+            "a secret appeared in the database files"
+        );
+    }
 }
