@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use ledgerflow_store::testing::TestDb;
 use serde_json::{json, Value};
 
+#[path = "support/webdriver.rs"]
+mod webdriver;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ledgerflow");
 
 fn cmd(home: &Path, env: &[(&str, &str)]) -> Command {
@@ -44,9 +47,14 @@ struct Server {
 impl Server {
     /// Starts `ledgerflow serve --port 0` and waits until `/healthz` answers.
     fn start(home: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with(home, env, &[])
+    }
+
+    fn start_with(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let log = home.join(format!("serve-{}.log", uuid_like()));
         let child = cmd(home, env)
             .args(["serve", "--port", "0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -474,4 +482,143 @@ async fn serve_on_postgresql_keeps_credentials_across_restarts() {
     assert_eq!(listed["data"][0]["name"], "PG cred");
     drop(server);
     db.drop_db().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The ten steps users know, literally, in headless Chromium against `serve --sandbox`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
+    let Some(browser) = webdriver::Browser::start().await else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let sandbox_port = free_port().to_string();
+    let server = Server::start_with(home.path(), &[], &["--sandbox", "--sandbox-port", &sandbox_port]);
+    let sandbox = format!("http://127.0.0.1:{sandbox_port}");
+
+    // Owner set-up on first visit.
+    browser.goto(&server.url("/")).await;
+    // Reading the clipboard back needs the page's permission (granted per origin).
+    browser.grant("clipboard-read").await;
+    browser.grant("clipboard-write").await;
+    browser.type_into("#email", "owner@example.com").await;
+    browser.type_into("#password", "a long passphrase").await;
+    browser.click("#create-owner").await;
+    browser.wait_url("the credentials page", |u| u.ends_with("/credentials")).await;
+
+    // 1. Credentials → ADD NEW.
+    browser.click("#add-new").await;
+    // 2. Pick Xero OAuth2 API in the searchable integrations list.
+    browser.type_into("#integration-search", "xero").await;
+    assert_eq!(browser.property("#pick-httpBasicAuth", "offsetParent").await, Value::Null, "search hides the others");
+    browser.click("#pick-xeroOAuth2Api").await;
+    assert!(browser.source().await.contains("Sandbox mode"));
+    // 3. Copy URL really copies the OAuth Redirect URL to the clipboard.
+    browser.click("#copy-redirect-url").await;
+    let clipboard = browser
+        .execute_async("const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, e => done('ERROR ' + e));")
+        .await;
+    let redirect = clipboard.as_str().unwrap().to_string();
+    assert_eq!(redirect, server.url("/rest/oauth2-credential/callback"));
+    let form_url = browser.url().await;
+    if let Some(dir) = std::env::var_os("LEDGERFLOW_SCREENSHOTS") {
+        browser.screenshot(&Path::new(&dir).join("xero-form.png")).await;
+    }
+
+    // 4–9. In the (sandbox) developer portal: new Web app with that redirect URI, then a secret.
+    let portal = browser.property("#developer-portal", "href").await;
+    assert_eq!(portal.as_str().unwrap(), format!("{sandbox}/portal"));
+    browser.goto(portal.as_str().unwrap()).await;
+    browser.click("#new-app").await;
+    browser.type_into("#app-name", "My Ledgerflow").await;
+    browser.type_into("#company-url", "https://example.com").await;
+    browser.type_into("#redirect-uri", &redirect).await;
+    browser.click("#create-app").await;
+    browser.click("#generate-secret").await;
+    let client_id = browser.text("#client-id").await;
+    let client_secret = browser.text("#client-secret").await;
+    assert!(!client_id.is_empty() && !client_secret.is_empty());
+
+    // 10. Back in Ledgerflow: paste, Connect, approve two organisations, see Connected.
+    browser.goto(&form_url).await;
+    browser.type_into("#f-clientId", &client_id).await;
+    browser.type_into("#f-clientSecret", &client_secret).await;
+    browser.click("#connect").await;
+    browser.wait_url("Xero's sign-in page", |u| u.starts_with(&sandbox)).await;
+    let login = browser.source().await;
+    let password = login
+        .split("<code>")
+        .nth(2)
+        .and_then(|c| c.split("</code>").next())
+        .expect("the sandbox shows its demo login")
+        .to_string();
+    browser.type_into("#email", "demo@sandbox.ledgerflow.dev").await;
+    browser.type_into("#password", &password).await;
+    browser.click("#login").await;
+    let org_names: Vec<String> = {
+        browser.find("#allow").await;
+        let page = browser.source().await;
+        page.split("class=\"org\"")
+            .skip(1)
+            .filter_map(|l| l.split("checked>").nth(1).or_else(|| l.split("checked=\"\">").nth(1)))
+            .filter_map(|rest| rest.split("</label>").next())
+            .map(|n| n.trim().replace("&amp;", "&"))
+            .collect()
+    };
+    assert_eq!(org_names.len(), 2, "two organisations offered, both ticked");
+    browser.click("#allow").await;
+    browser
+        .wait_url("the credential page", |u| u.starts_with(&server.url("/credentials/")) && u.contains("connected="))
+        .await;
+    assert_eq!(browser.text("#status").await, "Connected");
+    let page = browser.text("#organisations").await;
+    for name in &org_names {
+        assert!(page.contains(name.as_str()), "{name} missing from {page}");
+    }
+    if let Some(dir) = std::env::var_os("LEDGERFLOW_SCREENSHOTS") {
+        browser.screenshot(&Path::new(&dir).join("xero-connected.png")).await;
+    }
+
+    // Test works from the page too.
+    browser.click("#test").await;
+    assert!(browser.text("#test-result").await.contains("Xero answered for all 2"));
+    let credential_page = browser.source().await;
+    browser.quit().await;
+
+    // Nothing secret leaked: not the client secret, not the tokens (read back through the vault).
+    let logs = server.log_text();
+    assert!(server.stop().success());
+    let store = ledgerflow_store::Store::connect(
+        &ledgerflow_store::sqlite_url(home.path()),
+        ledgerflow_store::Keyring::load(home.path(), None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cred = store.list_credentials().await.unwrap()[0].id.clone();
+    let tokens = store.oauth_tokens(&cred).await.unwrap().unwrap();
+    store.close().await;
+    use secrecy::ExposeSecret;
+    let needles = [
+        client_secret.clone(),
+        tokens.access_token.expose_secret().to_string(),
+        tokens.refresh_token.unwrap().expose_secret().to_string(),
+    ];
+    for n in &needles {
+        assert!(!logs.contains(n.as_str()), "a secret is in the server log");
+        assert!(!credential_page.contains(n.as_str()), "a secret is on the credential page");
+        for entry in std::fs::read_dir(home.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                continue;
+            }
+            assert!(!file_contains(&path, n), "a secret is in {}", path.display());
+        }
+    }
 }

@@ -229,10 +229,6 @@ fn form_page(
     );
     if ty.auth == ledgerflow_credentials::AuthKind::OAuth2 {
         let sandbox = state.config.sandbox_url.as_deref();
-        let portal = match sandbox {
-            Some(base) => format!("{}/portal", base.trim_end_matches('/')),
-            None => "https://developer.xero.com/app/manage".to_string(),
-        };
         let banner = match sandbox {
             Some(base) => format!(
                 r#"<div class="banner" id="sandbox-banner"><strong>Sandbox mode.</strong> This server runs a built-in Xero sandbox at <code>{}</code>. Credentials set to “Xero sandbox” talk to it instead of Xero; no Xero account is needed.</div>"#,
@@ -245,31 +241,23 @@ fn form_page(
         } else {
             "Connect"
         };
-        format!(
-            r#"<h1>{title}</h1><p class="sub">Connect Ledgerflow to your Xero organisations.</p>{banner}
-<div class="grid"><section class="card">{common}
+        let form = format!(
+            r#"{common}
 {fields}
 <div class="actions"><button class="btn" type="submit" name="action" value="connect" id="connect">{connect_label}</button>
 <button class="btn secondary" type="submit" name="action" value="save" id="save">Save without connecting</button>
-<a class="btn link" href="/credentials">Cancel</a></div></form></section>
-<section class="card"><h2>Set up your Xero app</h2>
-{redirect}
-<ol class="steps" style="margin-top:16px">
-<li>Click <strong>Copy URL</strong> above.</li>
-<li>Open <a href="{portal}" target="_blank" rel="noopener" id="developer-portal">Xero's developer portal</a>, click <strong>New app</strong>, choose <strong>Web app</strong>, and paste the URL as the <strong>Redirect URI</strong>.</li>
-<li>In the app's <strong>Configuration</strong>, click <strong>Generate a secret</strong>.</li>
-<li>Copy the <strong>Client id</strong> and <strong>Client secret</strong> into this form.</li>
-<li>Click <strong>{connect_label}</strong> and allow access to the organisations you want to use.</li>
-</ol>
-<p class="hint">Xero shows an “invalid redirect_uri” error if the app's redirect URI is not exactly this URL.</p></section></div>{COPY_SCRIPT}"#,
+<a class="btn link" href="/credentials">Cancel</a></div></form>"#
+        );
+        if existing.is_some() {
+            // Embedded in the credential's own page, which shows the set-up card itself.
+            return form;
+        }
+        format!(
+            r#"<h1>{title}</h1><p class="sub">Connect Ledgerflow to your Xero organisations.</p>{banner}
+<div class="grid"><section class="card">{form}</section>
+<section class="card">{setup}</section></div>{COPY_SCRIPT}"#,
             title = esc(ty.display_name),
-            redirect = copy_field(
-                "redirect-url",
-                "OAuth Redirect URL",
-                &connect::redirect_url(&state.config),
-                "Copy URL"
-            ),
-            portal = esc(&portal),
+            setup = setup_card(state, connect_label),
         )
     } else {
         format!(
@@ -278,6 +266,33 @@ fn form_page(
             title = esc(ty.display_name),
         )
     }
+}
+
+/// How to register the Xero app: the OAuth Redirect URL with its Copy URL button, and the steps.
+fn setup_card(state: &AppState, connect_label: &str) -> String {
+    let portal = match state.config.sandbox_url.as_deref() {
+        Some(base) => format!("{}/portal", base.trim_end_matches('/')),
+        None => "https://developer.xero.com/app/manage".to_string(),
+    };
+    format!(
+        r#"<h2>Set up your Xero app</h2>
+{redirect}
+<ol class="steps" style="margin-top:16px">
+<li>Click <strong>Copy URL</strong> above.</li>
+<li>Open <a href="{portal}" target="_blank" rel="noopener" id="developer-portal">Xero's developer portal</a>, click <strong>New app</strong>, choose <strong>Web app</strong>, and paste the URL as the <strong>Redirect URI</strong>.</li>
+<li>In the app's <strong>Configuration</strong>, click <strong>Generate a secret</strong>.</li>
+<li>Copy the <strong>Client id</strong> and <strong>Client secret</strong> into this form.</li>
+<li>Click <strong>{connect_label}</strong> and allow access to the organisations you want to use.</li>
+</ol>
+<p class="hint">Xero shows an “invalid redirect_uri” error if the app's redirect URI is not exactly this URL.</p>"#,
+        redirect = copy_field(
+            "redirect-url",
+            "OAuth Redirect URL",
+            &connect::redirect_url(&state.config),
+            "Copy URL"
+        ),
+        portal = esc(&portal),
+    )
 }
 
 fn form_data(
@@ -571,15 +586,25 @@ async fn detail_body(
 <section class="card"><h2>Settings</h2>{form}</section></div>
 <div><section class="card"><h2>Connection</h2><dl class="kv">
 <dt>Status</dt><dd>{label}</dd>
-<dt>Scopes granted</dt><dd><code>{scopes}</code></dd>
+<dt>Scopes granted</dt><dd class="scopes">{scopes}</dd>
 <dt>Access token expires</dt><dd>{expires}</dd>
 <dt>Connected</dt><dd>{connected}</dd>
 <dt>Last refresh</dt><dd>{refreshed}</dd>
 <dt>Last error</dt><dd>{last_error}</dd></dl></section>
+<section class="card">{setup}</section>
 <section class="card"><h2>Delete</h2><p class="hint">Revokes the connection at Xero, then deletes the credential.</p>
 <form method="post" action="/credentials/{id}/delete" onsubmit="return confirm('Delete this credential?')">{csrf}<button class="btn secondary" type="submit" id="delete">Delete credential</button></form></section></div></div>{COPY_SCRIPT}"#,
             id = esc(&c.id),
-            scopes = esc(&if status.granted_scopes.is_empty() { "—".to_string() } else { status.granted_scopes.join(" ") }),
+            scopes = if status.granted_scopes.is_empty() {
+                "—".to_string()
+            } else {
+                status
+                    .granted_scopes
+                    .iter()
+                    .map(|s| format!("<code>{}</code>", esc(s)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
             expires = fmt_opt(status.access_expires_at),
             connected = fmt_opt(status.connected_at),
             refreshed = fmt_opt(status.refreshed_at),
@@ -589,8 +614,9 @@ async fn detail_body(
                 _ => "—".into(),
             }),
             form = ty
-                .map(|t| form_page(state, p, t, Some(c), &HashMap::new(), "").replace("<h1>", "<h1 hidden>"))
+                .map(|t| form_page(state, p, t, Some(c), &HashMap::new(), ""))
                 .unwrap_or_default(),
+            setup = setup_card(state, "Save and reconnect"),
         ));
     } else {
         let fields: String = c

@@ -57,6 +57,7 @@ textarea{width:100%;padding:9px 11px;border:1px solid #cfd4dc;border-radius:7px;
 .kv{display:grid;grid-template-columns:150px 1fr;gap:8px 12px;font-size:14px}.kv dt{color:var(--muted)}.kv dd{margin:0;word-break:break-word}
 .banner{background:#fffaeb;border:1px solid #fedf89;color:#93370d;padding:10px 14px;border-radius:8px;margin-bottom:16px;font-size:14px}
 .search{margin-bottom:14px}.actions{display:flex;gap:10px;flex-wrap:wrap;margin-top:18px}
+.scopes{display:flex;flex-wrap:wrap;gap:4px}.scopes code{font-size:12px}
 h2{font-size:17px;margin:0 0 12px}section.card+section.card{margin-top:20px}
 "#;
 
