@@ -71,6 +71,9 @@ struct SandboxArgs {
     /// Switch Xero's rate limits off.
     #[arg(long)]
     no_rate_limits: bool,
+    /// Access token lifetime in seconds (Xero: 1800).
+    #[arg(long, default_value_t = 1800)]
+    access_token_ttl: u64,
 }
 
 #[derive(Args)]
@@ -93,6 +96,10 @@ struct ServeArgs {
     /// Port of the built-in Xero sandbox.
     #[arg(long, default_value_t = 8090, env = "LEDGERFLOW_SANDBOX_PORT")]
     sandbox_port: u16,
+    /// Use a Xero sandbox already running at this URL (`ledgerflow sandbox`), e.g. shared by
+    /// several servers, instead of starting one.
+    #[arg(long, env = "LEDGERFLOW_SANDBOX_URL", conflicts_with = "sandbox")]
+    sandbox_url: Option<String>,
 }
 
 /// How CLI commands that act as the server reach it and the sandbox.
@@ -474,6 +481,7 @@ async fn sandbox(args: SandboxArgs) -> Result<()> {
     config.seed_invoices = args.seed_invoices;
     config.seed_contacts = args.seed_contacts;
     config.auto_approve = args.auto_approve;
+    config.access_token_ttl = std::time::Duration::from_secs(args.access_token_ttl.max(1));
     if args.no_rate_limits {
         config.rate_limits = None;
     }
@@ -574,7 +582,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         store.clone(),
         ServerConfig {
             public_url: public_url.clone(),
-            sandbox_url: sandbox.as_ref().map(|s| s.base_url()),
+            sandbox_url: sandbox.as_ref().map(|s| s.base_url()).or(args.sandbox_url),
         },
     );
     tokio::spawn(ledgerflow_server::connect::run_sweeper(state.clone()));

@@ -500,7 +500,11 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     };
     let home = tempfile::tempdir().unwrap();
     let sandbox_port = free_port().to_string();
-    let server = Server::start_with(home.path(), &[], &["--sandbox", "--sandbox-port", &sandbox_port]);
+    let server = Server::start_with(
+        home.path(),
+        &[],
+        &["--sandbox", "--sandbox-port", &sandbox_port],
+    );
     let sandbox = format!("http://127.0.0.1:{sandbox_port}");
 
     // Owner set-up on first visit.
@@ -511,13 +515,21 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     browser.type_into("#email", "owner@example.com").await;
     browser.type_into("#password", "a long passphrase").await;
     browser.click("#create-owner").await;
-    browser.wait_url("the credentials page", |u| u.ends_with("/credentials")).await;
+    browser
+        .wait_url("the credentials page", |u| u.ends_with("/credentials"))
+        .await;
 
     // 1. Credentials → ADD NEW.
     browser.click("#add-new").await;
     // 2. Pick Xero OAuth2 API in the searchable integrations list.
     browser.type_into("#integration-search", "xero").await;
-    assert_eq!(browser.property("#pick-httpBasicAuth", "offsetParent").await, Value::Null, "search hides the others");
+    assert_eq!(
+        browser
+            .property("#pick-httpBasicAuth", "offsetParent")
+            .await,
+        Value::Null,
+        "search hides the others"
+    );
     browser.click("#pick-xeroOAuth2Api").await;
     assert!(browser.source().await.contains("Sandbox mode"));
     // 3. Copy URL really copies the OAuth Redirect URL to the clipboard.
@@ -529,7 +541,9 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     assert_eq!(redirect, server.url("/rest/oauth2-credential/callback"));
     let form_url = browser.url().await;
     if let Some(dir) = std::env::var_os("LEDGERFLOW_SCREENSHOTS") {
-        browser.screenshot(&Path::new(&dir).join("xero-form.png")).await;
+        browser
+            .screenshot(&Path::new(&dir).join("xero-form.png"))
+            .await;
     }
 
     // 4–9. In the (sandbox) developer portal: new Web app with that redirect URI, then a secret.
@@ -538,7 +552,9 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     browser.goto(portal.as_str().unwrap()).await;
     browser.click("#new-app").await;
     browser.type_into("#app-name", "My Ledgerflow").await;
-    browser.type_into("#company-url", "https://example.com").await;
+    browser
+        .type_into("#company-url", "https://example.com")
+        .await;
     browser.type_into("#redirect-uri", &redirect).await;
     browser.click("#create-app").await;
     browser.click("#generate-secret").await;
@@ -551,7 +567,9 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     browser.type_into("#f-clientId", &client_id).await;
     browser.type_into("#f-clientSecret", &client_secret).await;
     browser.click("#connect").await;
-    browser.wait_url("Xero's sign-in page", |u| u.starts_with(&sandbox)).await;
+    browser
+        .wait_url("Xero's sign-in page", |u| u.starts_with(&sandbox))
+        .await;
     let login = browser.source().await;
     let password = login
         .split("<code>")
@@ -559,7 +577,9 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
         .and_then(|c| c.split("</code>").next())
         .expect("the sandbox shows its demo login")
         .to_string();
-    browser.type_into("#email", "demo@sandbox.ledgerflow.dev").await;
+    browser
+        .type_into("#email", "demo@sandbox.ledgerflow.dev")
+        .await;
     browser.type_into("#password", &password).await;
     browser.click("#login").await;
     let org_names: Vec<String> = {
@@ -567,7 +587,11 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
         let page = browser.source().await;
         page.split("class=\"org\"")
             .skip(1)
-            .filter_map(|l| l.split("checked>").nth(1).or_else(|| l.split("checked=\"\">").nth(1)))
+            .filter_map(|l| {
+                l.split("checked>")
+                    .nth(1)
+                    .or_else(|| l.split("checked=\"\">").nth(1))
+            })
             .filter_map(|rest| rest.split("</label>").next())
             .map(|n| n.trim().replace("&amp;", "&"))
             .collect()
@@ -575,7 +599,9 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     assert_eq!(org_names.len(), 2, "two organisations offered, both ticked");
     browser.click("#allow").await;
     browser
-        .wait_url("the credential page", |u| u.starts_with(&server.url("/credentials/")) && u.contains("connected="))
+        .wait_url("the credential page", |u| {
+            u.starts_with(&server.url("/credentials/")) && u.contains("connected=")
+        })
         .await;
     assert_eq!(browser.text("#status").await, "Connected");
     let page = browser.text("#organisations").await;
@@ -583,12 +609,17 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
         assert!(page.contains(name.as_str()), "{name} missing from {page}");
     }
     if let Some(dir) = std::env::var_os("LEDGERFLOW_SCREENSHOTS") {
-        browser.screenshot(&Path::new(&dir).join("xero-connected.png")).await;
+        browser
+            .screenshot(&Path::new(&dir).join("xero-connected.png"))
+            .await;
     }
 
     // Test works from the page too.
     browser.click("#test").await;
-    assert!(browser.text("#test-result").await.contains("Xero answered for all 2"));
+    assert!(browser
+        .text("#test-result")
+        .await
+        .contains("Xero answered for all 2"));
     let credential_page = browser.source().await;
     browser.quit().await;
 
@@ -612,13 +643,267 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     ];
     for n in &needles {
         assert!(!logs.contains(n.as_str()), "a secret is in the server log");
-        assert!(!credential_page.contains(n.as_str()), "a secret is on the credential page");
+        assert!(
+            !credential_page.contains(n.as_str()),
+            "a secret is on the credential page"
+        );
         for entry in std::fs::read_dir(home.path()).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "log") {
                 continue;
             }
-            assert!(!file_contains(&path, n), "a secret is in {}", path.display());
+            assert!(
+                !file_contains(&path, n),
+                "a secret is in {}",
+                path.display()
+            );
         }
     }
+}
+
+/// `ledgerflow sandbox` as a separate process, killed when dropped.
+struct SandboxProcess {
+    child: Child,
+    url: String,
+}
+
+impl SandboxProcess {
+    async fn start(extra: &[&str]) -> SandboxProcess {
+        let port = free_port().to_string();
+        let child = Command::new(BIN)
+            .args([
+                "sandbox",
+                "--port",
+                &port,
+                "--auto-approve",
+                "--no-rate-limits",
+                "--seed-invoices",
+                "5",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http().get(format!("{url}/_sandbox")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "sandbox did not start");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        SandboxProcess { child, url }
+    }
+
+    async fn register_app(&self, redirect: &str) -> (String, String) {
+        let app: Value = http()
+            .post(format!("{}/_sandbox/apps", self.url))
+            .json(&json!({"name": "CLI test", "redirect_uris": [redirect]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            app["client_id"].as_str().unwrap().into(),
+            app["client_secret"].as_str().unwrap().into(),
+        )
+    }
+
+    async fn refresh_calls(&self) -> u64 {
+        let c: Value = http()
+            .get(format!("{}/_sandbox/counters", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        c["grant_types"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.starts_with("refresh_token"))
+                    .filter_map(|(_, v)| v.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates the owner (CLI), an API key (CLI) and a Xero credential for a fresh sandbox app
+/// (API), then connects it through `ledgerflow credentials connect-url` and a signed-in browser
+/// session. Returns (api key, credential id, session cookie).
+async fn connect_with_cli(
+    home: &Path,
+    env: &[(&str, &str)],
+    server: &Server,
+    sandbox: &SandboxProcess,
+) -> (String, String, String) {
+    let key = String::from_utf8(cli(home, env, &["apikey", "create"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (client_id, secret) = sandbox
+        .register_app(&server.url("/rest/oauth2-credential/callback"))
+        .await;
+    let resp = http()
+        .post(server.url("/api/v1/credentials"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "Xero", "type": "xeroOAuth2Api", "data": {"clientId": client_id, "clientSecret": secret, "environment": "sandbox"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let cred = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cli_env = env.to_vec();
+    cli_env.push(("LEDGERFLOW_PUBLIC_URL", server.base.as_str()));
+    cli_env.push(("LEDGERFLOW_SANDBOX_URL", sandbox.url.as_str()));
+    let out = cli(home, &cli_env, &["credentials", "connect-url", &cred]);
+    assert!(out.status.success(), "{}", text(&out));
+    let authorize = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        authorize.starts_with(&format!("{}/identity/connect/authorize?", sandbox.url)),
+        "{authorize}"
+    );
+    let session = submit_pre_form(server, "/signin", "o@example.com", "a long passphrase").await;
+    let back = http().get(&authorize).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resp = http()
+        .get(&back)
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
+    (key, cred, session)
+}
+
+fn create_owner(home: &Path, env: &[(&str, &str)]) {
+    let out = cmd(home, env)
+        .args(["user", "create-owner", "--email", "o@example.com"])
+        .env("LEDGERFLOW_OWNER_PASSWORD", "a long passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_cli_lists_shows_tests_disconnects_and_deletes() {
+    let sandbox = SandboxProcess::start(&[]).await;
+    let home = tempfile::tempdir().unwrap();
+    create_owner(home.path(), &[]);
+    let server = Server::start_with(home.path(), &[], &["--sandbox-url", &sandbox.url]);
+    let (_, cred, _) = connect_with_cli(home.path(), &[], &server, &sandbox).await;
+    let env = [
+        ("LEDGERFLOW_PUBLIC_URL", server.base.as_str()),
+        ("LEDGERFLOW_SANDBOX_URL", sandbox.url.as_str()),
+    ];
+
+    let out = cli(home.path(), &env, &["credentials", "list"]);
+    assert!(
+        text(&out).contains("xeroOAuth2Api") && text(&out).contains("connected"),
+        "{}",
+        text(&out)
+    );
+    let out = cli(home.path(), &env, &["credentials", "show", &cred]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["connection"]["status"], "connected");
+    let orgs = shown["connection"]["organisations"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(orgs.len(), 2);
+    assert!(shown["connection"]["accessExpiresAt"].is_i64());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("clientSecret\": \""));
+
+    let out = cli(home.path(), &env, &["credentials", "test", &cred]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Xero answered for all 2 organisation(s)"),
+        "{}",
+        text(&out)
+    );
+
+    let tenant = orgs[0]["tenantId"].as_str().unwrap();
+    let out = cli(
+        home.path(),
+        &env,
+        &["credentials", "disconnect", &cred, tenant],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: Value =
+        serde_json::from_slice(&cli(home.path(), &env, &["credentials", "show", &cred]).stdout)
+            .unwrap();
+    assert_eq!(
+        shown["connection"]["organisations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let out = cli(home.path(), &env, &["credentials", "delete", &cred]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&cli(home.path(), &env, &["credentials", "list"])).contains("No credentials"));
+    let out = cli(home.path(), &env, &["credentials", "show", &cred]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not found"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_server_processes_on_one_postgresql_database_refresh_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let sandbox = SandboxProcess::start(&["--access-token-ttl", "2"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let key = ledgerflow_store::vault::generate_key();
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("LEDGERFLOW_ENCRYPTION_KEY", key.as_str()),
+    ];
+    create_owner(home.path(), &env);
+    let a = Server::start_with(home.path(), &env, &["--sandbox-url", &sandbox.url]);
+    let b = Server::start_with(home.path(), &env, &["--sandbox-url", &sandbox.url]);
+    let (api_key, cred, _) = connect_with_cli(home.path(), &env, &a, &sandbox).await;
+    // Let the access token expire, then 200 requests that need it, spread over both processes.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let before = sandbox.refresh_calls().await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let url = if i % 2 == 0 { a.url("") } else { b.url("") };
+        let (api_key, cred) = (api_key.clone(), cred.clone());
+        tasks.push(tokio::spawn(async move {
+            let resp = http()
+                .post(format!("{url}/api/v1/credentials/{cred}/test"))
+                .bearer_auth(api_key)
+                .send()
+                .await
+                .unwrap();
+            resp.json::<Value>().await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let report = t.await.unwrap();
+        assert_eq!(report["ok"], true, "{report}");
+    }
+    assert_eq!(sandbox.refresh_calls().await - before, 1);
+    drop(a);
+    drop(b);
+    db.drop_db().await;
 }

@@ -24,7 +24,8 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session; `None` (with a notice) when they are
     /// not installed, except under CI where they must be.
     pub async fn start() -> Option<Browser> {
-        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists()
+        {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "CI must have chromium and chromium-driver installed"
@@ -46,7 +47,12 @@ impl Browser {
         let driver_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{driver_url}/status")).send().await.is_err() {
+        while http
+            .get(format!("{driver_url}/status"))
+            .send()
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -97,15 +103,24 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     pub async fn url(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_string()
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn source(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
+        self.cmd(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Waits up to 10 s for an element matching `css`.
@@ -127,7 +142,11 @@ impl Browser {
                 return Element(id.to_string());
             }
             if Instant::now() > deadline {
-                panic!("no element {css} on {}:\n{}", self.url().await, self.source().await);
+                panic!(
+                    "no element {css} on {}:\n{}",
+                    self.url().await,
+                    self.source().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -135,32 +154,61 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         let e = self.find(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{}/click", e.0), Some(json!({}))).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{}/click", e.0),
+            Some(json!({})),
+        )
+        .await;
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{}/clear", e.0), Some(json!({}))).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{}/value", e.0), Some(json!({"text": text}))).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{}/clear", e.0),
+            Some(json!({})),
+        )
+        .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{}/value", e.0),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     pub async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{}/text", e.0), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{}/text", e.0),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     pub async fn property(&self, css: &str, name: &str) -> Value {
         let e = self.find(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{}/property/{name}", e.0), None).await
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{}/property/{name}", e.0),
+            None,
+        )
+        .await
     }
 
     /// Runs an async script; the last argument is the callback to call with the result.
     pub async fn execute_async(&self, script: &str) -> Value {
-        self.cmd(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []}))).await
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
     }
 
     /// Grants a permission (e.g. `clipboard-read`) through chromedriver's permissions extension.
