@@ -99,9 +99,17 @@ async fn index(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
     }))
 }
 
-async fn reset(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
-    sandbox.reset();
-    Json(json!({"reset": true}))
+async fn reset(State(sandbox): State<Arc<Sandbox>>) -> Response {
+    // Seeding a large ledger takes seconds; keep it off the async workers.
+    let worker = sandbox.clone();
+    match tokio::task::spawn_blocking(move || worker.reset()).await {
+        Ok(()) => Json(json!({"reset": true})).into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": format!("reset failed: {error}")})),
+        )
+            .into_response(),
+    }
 }
 
 /// An app as the admin API shows it: everything, secrets included.

@@ -24,6 +24,7 @@ const STYLE: &str = r#"
 :root { --ink:#1f2a37; --muted:#5b6b7c; --line:#dde3ea; --brand:#13b5ea; --brand-dark:#0c8fb9; --bg:#f4f7f9; --danger:#c4314b; }
 * { box-sizing:border-box; }
 body { margin:0; font:15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color:var(--ink); background:var(--bg); }
+a { color:var(--brand-dark); }
 header.top { background:#0b2a3c; color:#fff; padding:12px 24px; display:flex; align-items:center; gap:16px; }
 header.top .logo { width:30px; height:30px; border-radius:50%; background:var(--brand); display:inline-flex; align-items:center; justify-content:center; font-weight:700; }
 header.top a { color:#cfe9f5; text-decoration:none; margin-left:auto; }
@@ -36,7 +37,8 @@ p.muted, .muted { color:var(--muted); }
 label { display:block; font-weight:600; margin:14px 0 4px; }
 input[type=text], input[type=email], input[type=password], input[type=url], select, textarea { width:100%; padding:9px 10px; border:1px solid #b9c4cf; border-radius:4px; font:inherit; }
 textarea { min-height:80px; }
-.hint { font-size:13px; color:var(--muted); margin-top:3px; }
+.hint { font-size:13px; color:var(--muted); margin-top:4px; }
+p.hint { margin-top:16px; }
 button, .button { display:inline-block; border:0; border-radius:4px; padding:9px 18px; font:inherit; font-weight:600; cursor:pointer; text-decoration:none; }
 .primary { background:var(--brand); color:#fff; } .primary:hover { background:var(--brand-dark); }
 .secondary { background:#fff; color:var(--ink); border:1px solid #b9c4cf; }

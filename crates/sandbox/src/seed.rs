@@ -306,9 +306,10 @@ fn settings(ledger: &mut Ledger, spec: &SeedSpec<'_>, now: DateTime<Utc>) {
     ledger.upsert("ManualJournals", &journal, json!({
         "ManualJournalID": journal, "Narration": "Opening balance", "Status": "POSTED",
         "Date": ms_day(opening), "LineAmountTypes": "NoTax", "UpdatedDateUTC": updated,
+        "ShowOnCashBasisReports": true, "HasAttachments": false,
         "JournalLines": [
-            {"AccountCode": "090", "LineAmount": 25000.0, "Description": "Opening bank balance"},
-            {"AccountCode": "970", "LineAmount": -25000.0, "Description": "Owner funds introduced"},
+            {"AccountCode": "090", "LineAmount": 25000.0, "Description": "Opening bank balance", "TaxType": "NONE", "TaxAmount": 0.0, "IsBlank": false, "Tracking": []},
+            {"AccountCode": "970", "LineAmount": -25000.0, "Description": "Owner funds introduced", "TaxType": "NONE", "TaxAmount": 0.0, "IsBlank": false, "Tracking": []},
         ],
     }));
     let _ = spec;
@@ -489,6 +490,32 @@ fn documents(
     }
 }
 
+/// Monthly bank fees and interest, as bank transactions on the business account.
+fn bank_lines(
+    ledger: &mut Ledger,
+    rng: &mut StdRng,
+    parties: &(Vec<String>, Vec<String>),
+    now: DateTime<Utc>,
+) {
+    let Some(bank) = parties.1.first().or(parties.0.first()).cloned() else {
+        return;
+    };
+    let today = now.date_naive();
+    for month in 0..12 {
+        let day = today - Duration::days(30 * month + 3);
+        let at = Utc.from_utc_datetime(&day.and_hms_opt(8, 0, 0).unwrap_or_default());
+        let fees = json!({"Type": "SPEND", "Contact": {"ContactID": bank}, "BankAccount": {"Code": "090"},
+            "Date": day.format("%Y-%m-%d").to_string(), "LineAmountTypes": "NoTax", "Reference": "Monthly account fee",
+            "LineItems": [{"Description": "Account keeping fee", "UnitAmount": 15.0, "AccountCode": "404", "TaxType": "NONE"}]});
+        create(ledger, "BankTransactions", None, &fees, at);
+        let interest = (rng.gen_range(500..5_000) as f64) / 100.0;
+        let credit = json!({"Type": "RECEIVE", "Contact": {"ContactID": bank}, "BankAccount": {"Code": "091"},
+            "Date": day.format("%Y-%m-%d").to_string(), "LineAmountTypes": "NoTax", "Reference": "Interest",
+            "LineItems": [{"Description": "Interest earned", "UnitAmount": interest, "AccountCode": "270", "TaxType": "NONE"}]});
+        create(ledger, "BankTransactions", None, &credit, at);
+    }
+}
+
 /// Builds one organisation's demo books.
 pub fn demo_ledger(spec: &SeedSpec<'_>, now: DateTime<Utc>) -> Ledger {
     let mut ledger = Ledger::new(spec.tenant_id, organisation(spec, now));
@@ -496,6 +523,7 @@ pub fn demo_ledger(spec: &SeedSpec<'_>, now: DateTime<Utc>) -> Ledger {
     settings(&mut ledger, spec, now);
     let parties = contacts(&mut ledger, &mut rng, spec.contacts, now);
     documents(&mut ledger, &mut rng, spec.invoices, &parties, now);
+    bank_lines(&mut ledger, &mut rng, &parties, now);
     ledger
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const REDIRECT: &str = "http://localhost:5678/rest/oauth2-credential/callback";
-const SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.settings accounting.invoices accounting.payments accounting.reports.profitandloss.read accounting.reports.balancesheet.read accounting.reports.trialbalance.read";
+const SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.settings accounting.invoices accounting.payments accounting.banktransactions accounting.manualjournals accounting.attachments accounting.reports.profitandloss.read accounting.reports.balancesheet.read accounting.reports.trialbalance.read";
 
 /// A sandbox on a free port plus an HTTP client that does not follow redirects.
 struct TestApp {
@@ -2260,6 +2260,14 @@ const SPEC_OMISSIONS: &[(&str, &str)] = &[
     ("*.Status", "the response envelope is not described"),
     ("*.ProviderName", "the response envelope is not described"),
     ("*.DateTimeUTC", "the response envelope is not described"),
+    (
+        "BankTransaction.DateString",
+        "Xero sends DateString next to Date",
+    ),
+    (
+        "HistoryRecord.DateUTCString",
+        "Xero sends DateUTCString next to DateUTC",
+    ),
     ("Invoice.DateString", "Xero sends DateString next to Date"),
     (
         "Invoice.DueDateString",
@@ -2393,7 +2401,7 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
     let app = TestApp::auto().await;
     let who = app.connected().await;
     let (_, credit) = app
-        .api(&who, M::PUT, "/CreditNotes", Some(json!({"Type": "ACCRECCREDIT", "Contact": {"Name": "Schema Customer"}, "Status": "AUTHORISED",
+        .api(&who, M::PUT, "/CreditNotes", Some(json!({"Type": "ACCRECCREDIT", "Contact": {"Name": "Payments Customer"}, "Status": "AUTHORISED",
             "LineItems": [{"Description": "refund", "UnitAmount": 20, "AccountCode": "200"}]})))
         .await;
     assert!(
@@ -2416,6 +2424,8 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
         ("/BrandingThemes", "BrandingThemes"),
         ("/Users", "Users"),
         ("/Organisation", "Organisations"),
+        ("/BankTransactions?pageSize=30", "BankTransactions"),
+        ("/ManualJournals", "ManualJournals"),
         ("/Reports/ProfitAndLoss", "ReportWithRows"),
         ("/Reports/BalanceSheet", "ReportWithRows"),
         ("/Reports/TrialBalance", "ReportWithRows"),
@@ -2460,6 +2470,56 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
             .into_iter()
             .map(|e| format!("400: {e}")),
     );
+    let credit_id = credit["CreditNotes"][0]["CreditNoteID"]
+        .as_str()
+        .expect("credit id")
+        .to_owned();
+    let invoice_id = authorised_invoice(&app, &who, 50.0).await;
+    let (status, allocation) = app
+        .api(
+            &who,
+            M::PUT,
+            &format!("/CreditNotes/{credit_id}/Allocations"),
+            Some(json!({"Allocations": [{"Invoice": {"InvoiceID": invoice_id}, "Amount": 5.0}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{allocation}");
+    problems.extend(
+        accounting
+            .check("Allocations", &allocation)
+            .into_iter()
+            .map(|e| format!("PUT Allocations: {e}")),
+    );
+    let history = app
+        .get_ok(&who, &format!("/Invoices/{invoice_id}/History"))
+        .await;
+    problems.extend(
+        accounting
+            .check("HistoryRecords", &history)
+            .into_iter()
+            .map(|e| format!("GET History: {e}")),
+    );
+    let attached = app
+        .http
+        .put(app.url(&format!(
+            "/api.xro/2.0/Invoices/{invoice_id}/Attachments/receipt.txt"
+        )))
+        .bearer_auth(&who.token)
+        .header("xero-tenant-id", &who.tenant)
+        .header("content-type", "text/plain")
+        .body("paid in cash")
+        .send()
+        .await
+        .expect("attach")
+        .json::<Value>()
+        .await
+        .expect("json");
+    problems.extend(
+        accounting
+            .check("Attachments", &attached)
+            .into_iter()
+            .map(|e| format!("PUT Attachments: {e}")),
+    );
     let identity = Spec::load("xero-identity.yaml");
     for connection in app.tenants(&who.token).await {
         problems.extend(identity.check("Connection", &connection));
@@ -2470,4 +2530,260 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+#[tokio::test]
+async fn a_credit_note_allocated_in_full_pays_off_the_invoice_and_history_tells_the_story() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let invoice_id = authorised_invoice(&app, &who, 80.0).await;
+    let (status, credit) = app
+        .api(&who, M::PUT, "/CreditNotes", Some(json!({"Type": "ACCRECCREDIT", "Contact": {"Name": "Payments Customer"}, "Status": "AUTHORISED", "LineAmountTypes": "NoTax",
+            "LineItems": [{"Description": "goodwill", "UnitAmount": 100, "AccountCode": "200"}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{credit}");
+    let credit_id = first(&credit, "CreditNotes")["CreditNoteID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let allocate = |amount: f64| json!({"Allocations": [{"Invoice": {"InvoiceID": invoice_id}, "Amount": amount, "Date": today()}]});
+    let (status, _) = app
+        .api(
+            &who,
+            M::PUT,
+            &format!("/CreditNotes/{credit_id}/Allocations"),
+            Some(allocate(80.01)),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "cannot allocate more than the invoice owes"
+    );
+    let (status, body) = app
+        .api(
+            &who,
+            M::PUT,
+            &format!("/CreditNotes/{credit_id}/Allocations"),
+            Some(allocate(80.0)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let invoice = first(
+        &app.get_ok(&who, &format!("/Invoices/{invoice_id}")).await,
+        "Invoices",
+    );
+    assert_eq!(
+        (
+            invoice["Status"].as_str(),
+            invoice["AmountDue"].as_f64(),
+            invoice["AmountCredited"].as_f64()
+        ),
+        (Some("PAID"), Some(0.0), Some(80.0))
+    );
+    let credit = first(
+        &app.get_ok(&who, &format!("/CreditNotes/{credit_id}")).await,
+        "CreditNotes",
+    );
+    assert_eq!(
+        (
+            credit["Status"].as_str(),
+            credit["RemainingCredit"].as_f64()
+        ),
+        (Some("AUTHORISED"), Some(20.0))
+    );
+
+    let (status, note) = app
+        .api(
+            &who,
+            M::PUT,
+            &format!("/Invoices/{invoice_id}/History"),
+            Some(json!({"HistoryRecords": [{"Details": "Customer called to confirm"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{note}");
+    let history = app
+        .get_ok(&who, &format!("/Invoices/{invoice_id}/History"))
+        .await;
+    let changes: Vec<&str> = history["HistoryRecords"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|h| h["Changes"].as_str())
+        .collect();
+    assert_eq!(changes, ["Created", "Paid", "Note"]);
+    assert!(history["HistoryRecords"][0]["Details"]
+        .as_str()
+        .is_some_and(|d| d.contains("for 80.00")));
+}
+
+#[tokio::test]
+async fn bank_transactions_and_posted_manual_journals_move_the_reports() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let day = today();
+    let pnl_path = format!("/Reports/ProfitAndLoss?fromDate={day}&toDate={day}");
+    let bs_path = format!("/Reports/BalanceSheet?date={day}");
+    let pnl_before = app.get_ok(&who, &pnl_path).await;
+    let bs_before = app.get_ok(&who, &bs_path).await;
+    let (status, spent) = app
+        .api(&who, M::PUT, "/BankTransactions", Some(json!({"Type": "SPEND", "Contact": {"Name": "Office Supplier"}, "BankAccount": {"Code": "090"}, "Date": day,
+            "LineAmountTypes": "Inclusive", "LineItems": [{"Description": "Paper", "UnitAmount": 115, "AccountCode": "453", "TaxType": "INPUT2"}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{spent}");
+    let spent = first(&spent, "BankTransactions");
+    assert_eq!(
+        (
+            spent["SubTotal"].as_f64(),
+            spent["TotalTax"].as_f64(),
+            spent["Total"].as_f64()
+        ),
+        (Some(100.0), Some(15.0), Some(115.0))
+    );
+    let (status, unbalanced) = app
+        .api(&who, M::PUT, "/ManualJournals", Some(json!({"Narration": "Broken", "JournalLines": [{"LineAmount": 10, "AccountCode": "429"}, {"LineAmount": -9, "AccountCode": "090"}]})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(unbalanced["Elements"][0]["ValidationErrors"][0]["Message"]
+        .as_str()
+        .is_some_and(|m| m.contains("must equal total credits")));
+    let (status, journal) = app
+        .api(&who, M::PUT, "/ManualJournals", Some(json!({"Narration": "Depreciation", "Date": day, "Status": "POSTED",
+            "JournalLines": [{"LineAmount": 40, "AccountCode": "416"}, {"LineAmount": -40, "AccountCode": "720"}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{journal}");
+    let pnl_after = app.get_ok(&who, &pnl_path).await;
+    let bs_after = app.get_ok(&who, &bs_path).await;
+    let delta = |before: &Value, after: &Value, label: &str| {
+        report_value(after, label) - report_value(before, label)
+    };
+    assert!(
+        (delta(&pnl_before, &pnl_after, "Net Profit") + 140.0).abs() < 0.001,
+        "100 office expenses + 40 depreciation"
+    );
+    assert!((delta(&bs_before, &bs_after, "Business Bank Account") + 115.0).abs() < 0.001);
+    assert!(
+        (delta(&bs_before, &bs_after, "GST") + 15.0).abs() < 0.001,
+        "input tax reduces GST owed"
+    );
+    assert!(
+        (report_value(&bs_after, "Net Assets") - report_value(&bs_after, "Total Equity")).abs()
+            < 0.01
+    );
+}
+
+#[tokio::test]
+async fn attachments_upload_list_and_download_and_need_the_attachments_scope() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let contact = app
+        .api(
+            &who,
+            M::PUT,
+            "/Contacts",
+            Some(json!({"Name": "Attachment Holder"})),
+        )
+        .await
+        .1;
+    let id = first(&contact, "Contacts")["ContactID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let upload = |who: &Connected| {
+        app.http
+            .put(app.url(&format!(
+                "/api.xro/2.0/Contacts/{id}/Attachments/contract%20v1.pdf"
+            )))
+            .bearer_auth(&who.token)
+            .header("xero-tenant-id", &who.tenant)
+            .header("content-type", "application/pdf")
+            .body(b"%PDF-1.4 sandbox".to_vec())
+            .send()
+    };
+    let uploaded: Value = upload(&who)
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let attachment = first(&uploaded, "Attachments");
+    assert_eq!(
+        (
+            attachment["FileName"].as_str(),
+            attachment["ContentLength"].as_u64()
+        ),
+        (Some("contract v1.pdf"), Some(16))
+    );
+    let listed = app
+        .get_ok(&who, &format!("/Contacts/{id}/Attachments"))
+        .await;
+    assert_eq!(listed["Attachments"].as_array().map(Vec::len), Some(1));
+    let download = app
+        .api_raw(
+            &who,
+            M::GET,
+            &format!("/Contacts/{id}/Attachments/contract%20v1.pdf"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        download
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/pdf")
+    );
+    assert_eq!(
+        download.bytes().await.expect("bytes").as_ref(),
+        b"%PDF-1.4 sandbox"
+    );
+    assert_eq!(
+        first(
+            &app.get_ok(&who, &format!("/Contacts/{id}")).await,
+            "Contacts"
+        )["HasAttachments"],
+        true
+    );
+
+    let no_attachments = app
+        .connected_with("offline_access accounting.contacts")
+        .await;
+    let refused = upload(&no_attachments).await.expect("upload");
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNAUTHORIZED,
+        "attachments need accounting.attachments"
+    );
+}
+
+#[tokio::test]
+async fn reset_brings_back_fresh_books_and_forgets_grants_but_keeps_the_demo_app() {
+    let app = TestApp::auto().await;
+    let demo = app.sandbox.demo_app();
+    let who = app.connected().await;
+    app.api(
+        &who,
+        M::PUT,
+        "/Contacts",
+        Some(json!({"Name": "Gone After Reset"})),
+    )
+    .await;
+    app.advance_clock(100).await;
+    app.admin(M::POST, "/_sandbox/reset", None).await;
+    assert_eq!(
+        app.admin(M::GET, "/_sandbox/clock", None).await["offset_seconds"],
+        0
+    );
+    assert_eq!(
+        app.api(&who, M::GET, "/Organisation", None).await.0,
+        StatusCode::FORBIDDEN,
+        "old connections are gone"
+    );
+    assert_eq!(app.sandbox.demo_app(), demo);
+    let again = app.connected().await;
+    let found = app
+        .get_ok(&again, "/Contacts?searchTerm=Gone%20After%20Reset")
+        .await;
+    assert_eq!(found["Contacts"].as_array().map(Vec::len), Some(0));
 }

@@ -65,6 +65,16 @@ pub struct Replay {
     pub at: DateTime<Utc>,
 }
 
+/// A file attached to a record.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub id: Uuid,
+    pub file_name: String,
+    pub mime_type: String,
+    pub include_online: bool,
+    pub content: Vec<u8>,
+}
+
 /// One organisation's books.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -73,6 +83,10 @@ pub struct Ledger {
     collections: HashMap<&'static str, Collection>,
     pub sequences: HashMap<&'static str, u64>,
     pub idempotency: HashMap<String, Replay>,
+    /// History records per lower-cased record id.
+    pub history: HashMap<String, Vec<Value>>,
+    /// Attachments per lower-cased record id.
+    pub attachments: HashMap<String, Vec<Attachment>>,
 }
 
 impl Ledger {
@@ -83,6 +97,8 @@ impl Ledger {
             collections: HashMap::new(),
             sequences: HashMap::new(),
             idempotency: HashMap::new(),
+            history: HashMap::new(),
+            attachments: HashMap::new(),
         }
     }
 
@@ -123,6 +139,8 @@ pub struct Written {
     pub collection: &'static str,
     pub id: String,
     pub created: bool,
+    /// `Status` (or `ContactStatus`) before the write.
+    pub previous_status: Option<String>,
 }
 
 /// A staged write: reads see staged records first, [`Tx::commit`] applies them.
@@ -177,7 +195,14 @@ impl<'a> Tx<'a> {
     pub fn commit(self) -> Vec<Written> {
         let mut written: Vec<Written> = Vec::new();
         for (collection, id, record) in self.staged {
-            let created = self.ledger.get(collection, &id).is_none();
+            let before = self.ledger.get(collection, &id);
+            let created = before.is_none();
+            let previous_status = before.and_then(|b| {
+                b.get("Status")
+                    .or_else(|| b.get("ContactStatus"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
             self.ledger.upsert(collection, &id, record);
             if !written
                 .iter()
@@ -187,6 +212,7 @@ impl<'a> Tx<'a> {
                     collection,
                     id,
                     created,
+                    previous_status,
                 });
             }
         }

@@ -9,13 +9,15 @@
 //!
 //! Submodules: [`ledger`] (records and transactions), [`model`] (wire helpers), [`query`]
 //! (`where`/`order`), [`resources`] (resource table and write rules), [`reports`] (P&L, balance
-//! sheet, trial balance). Documented resources that are not emulated answer 501.
+//! sheet, trial balance), `subresources` (history, attachments, allocations, webhook events).
+//! Documented resources that are not emulated answer 501.
 
 pub mod ledger;
 pub mod model;
 pub mod query;
 pub mod reports;
 pub mod resources;
+mod subresources;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -39,13 +41,16 @@ use crate::limits::{Refusal, Remaining};
 use crate::problem::Problem;
 use crate::scopes::Access;
 use crate::state::{lock, Sandbox};
-use crate::webhooks::Event;
+
+/// Largest request body (attachments); Xero caps other POST bodies at 3.5 MB.
+const MAX_BODY: usize = 25 * 1024 * 1024;
 
 pub fn router() -> Router<Arc<Sandbox>> {
     Router::new()
         .route("/api.xro/2.0/{*rest}", any(dispatch))
         .route("/API.XRO/2.0/{*rest}", any(dispatch))
         .route("/Api.xro/2.0/{*rest}", any(dispatch))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// Query parameters with case-insensitive names.
@@ -162,7 +167,7 @@ fn endpoint_key(method: &Method, segments: &[String], target: Option<&Target>) -
 }
 
 /// One admitted call.
-struct Call<'a> {
+pub(super) struct Call<'a> {
     sandbox: &'a Sandbox,
     method: Method,
     segments: Vec<String>,
@@ -208,7 +213,13 @@ async fn dispatch(
         Ok(t) => t,
         Err(p) => return p.into_response(),
     };
+    let attachments = segments
+        .get(2)
+        .is_some_and(|s| s.eq_ignore_ascii_case("Attachments"));
     let access = match &target {
+        Target::Resource(_) if attachments => {
+            Access::new("accounting.attachments", "accounting.attachments")
+        }
         Target::Resource(r) => r.access,
         Target::Organisation => Access::new("accounting.settings", "accounting.settings"),
         Target::Report(_, access) | Target::NotEmulated(_, access) => *access,
@@ -381,13 +392,24 @@ fn handle_resource(call: &Call<'_>, resource: &'static Resource) -> Result<Respo
         (2, &Method::GET) => get_one(call, resource, &segs[1]),
         (2, &Method::POST) => write(call, resource, Some(&segs[1]), false),
         (2, &Method::DELETE) if resource.deletable => delete(call, resource, &segs[1]),
+        (3, _) if resource.history && segs[2].eq_ignore_ascii_case("History") => {
+            subresources::history(call, resource, &segs[1])
+        }
+        (3, _)
+            if resource.kind == Kind::CreditNote && segs[2].eq_ignore_ascii_case("Allocations") =>
+        {
+            subresources::allocations(call, &segs[1])
+        }
+        (3 | 4, _) if resource.attachments && segs[2].eq_ignore_ascii_case("Attachments") => {
+            subresources::attachments(call, resource, &segs[1], segs.get(3).map(String::as_str))
+        }
         (3, _) if resource.kind == Kind::Invoice && segs[2].eq_ignore_ascii_case("Email") => {
-            email_invoice(call, &segs[1])
+            subresources::email_invoice(call, &segs[1])
         }
         (3, &Method::GET)
             if resource.kind == Kind::Invoice && segs[2].eq_ignore_ascii_case("OnlineInvoice") =>
         {
-            online_invoice(call, &segs[1])
+            subresources::online_invoice(call, &segs[1])
         }
         (n, _) if n >= 3 => Err(Problem::NotImplemented(format!(
             "{}/{{id}}/{}",
@@ -398,7 +420,7 @@ fn handle_resource(call: &Call<'_>, resource: &'static Resource) -> Result<Respo
     }
 }
 
-fn lookup<'l>(ledger: &'l Ledger, resource: &Resource, key: &str) -> Option<&'l Value> {
+pub(super) fn lookup<'l>(ledger: &'l Ledger, resource: &Resource, key: &str) -> Option<&'l Value> {
     ledger.get(resource.name, key).or_else(|| {
         let field = resource.number_field?;
         ledger
@@ -597,7 +619,7 @@ fn elements(body: &[u8], resource: &Resource) -> Result<Vec<Value>, Problem> {
 }
 
 /// Xero's 400 body for failed elements.
-fn validation_body(failed: Vec<Value>) -> Value {
+pub(super) fn validation_body(failed: Vec<Value>) -> Value {
     json!({
         "ErrorNumber": 10,
         "Type": "ValidationException",
@@ -606,7 +628,7 @@ fn validation_body(failed: Vec<Value>) -> Value {
     })
 }
 
-fn failed_element(input: &Value, errors: &[String]) -> Value {
+pub(super) fn failed_element(input: &Value, errors: &[String]) -> Value {
     let mut element = match input {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
@@ -750,19 +772,7 @@ fn write(
                 Err(failed) => failed,
             })
             .collect();
-        for w in written {
-            let category = resources::find(w.collection).and_then(|r| r.webhook);
-            if let Some(category) = category {
-                call.sandbox.outbox.push(Event {
-                    tenant_id: call.tenant,
-                    category,
-                    event_type: if w.created { "CREATE" } else { "UPDATE" },
-                    resource: w.collection,
-                    resource_id: w.id,
-                    at: call.now,
-                });
-            }
-        }
+        subresources::publish(call, &mut ledger, written);
         (
             StatusCode::OK,
             Value::Object(envelope(
@@ -835,51 +845,6 @@ fn delete(call: &Call<'_>, resource: &Resource, key: &str) -> Result<Response, P
         call.now,
         resource.name,
         json!([deleted]),
-    ))
-    .into_response())
-}
-
-fn email_invoice(call: &Call<'_>, key: &str) -> Result<Response, Problem> {
-    if call.method != Method::POST {
-        return Err(Problem::MethodNotAllowed);
-    }
-    let resource = resources::find("Invoices").ok_or(Problem::NotFound)?;
-    let mut ledger = lock(&call.ledger);
-    let mut invoice = lookup(&ledger, resource, key)
-        .cloned()
-        .ok_or(Problem::NotFound)?;
-    let sendable = get_str(&invoice, "Type") == Some("ACCREC")
-        && matches!(
-            get_str(&invoice, "Status"),
-            Some("AUTHORISED" | "PAID" | "SUBMITTED")
-        );
-    if !sendable {
-        return Err(Problem::Validation(validation_body(vec![failed_element(
-            &json!({}),
-            &["Only approved sales invoices can be emailed.".to_owned()],
-        )])));
-    }
-    let id = get_str(&invoice, "InvoiceID")
-        .unwrap_or_default()
-        .to_owned();
-    if let Some(map) = invoice.as_object_mut() {
-        map.insert("SentToContact".into(), json!(true));
-    }
-    ledger.upsert("Invoices", &id, invoice);
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn online_invoice(call: &Call<'_>, key: &str) -> Result<Response, Problem> {
-    let resource = resources::find("Invoices").ok_or(Problem::NotFound)?;
-    let ledger = lock(&call.ledger);
-    let invoice = lookup(&ledger, resource, key).ok_or(Problem::NotFound)?;
-    let id = get_str(invoice, "InvoiceID").unwrap_or_default();
-    let url = format!("{}/online-invoice/{id}", call.sandbox.base_url);
-    Ok(Json(envelope(
-        &call.provider,
-        call.now,
-        "OnlineInvoices",
-        json!([{"OnlineInvoiceUrl": url}]),
     ))
     .into_response())
 }

@@ -6,7 +6,8 @@
 //! sales invoice debits Accounts Receivable and credits each line's account and the sales tax
 //! account; a bill does the reverse against Accounts Payable; credit notes reverse their
 //! invoices; a payment moves money between the bank account and receivables or payables;
-//! posted manual journals (the seeded opening balances) post their lines as they are.
+//! bank transactions move money between the bank account and their lines; posted manual
+//! journals (including the seeded opening balance) post their lines as they are.
 
 use std::collections::HashMap;
 
@@ -73,6 +74,42 @@ fn postings(ledger: &Ledger) -> Vec<Posting> {
             let total = get(doc, "Total").and_then(number).unwrap_or(0.0);
             post(if sale { RECEIVABLE } else { PAYABLE }, day, -sign * total);
         }
+    }
+    for transaction in ledger.records("BankTransactions") {
+        if get_str(transaction, "Status") != Some("AUTHORISED") {
+            continue;
+        }
+        let (Some(day), Some(bank)) = (
+            get(transaction, "Date").and_then(parse_day),
+            get(transaction, "BankAccount").and_then(|a| get_str(a, "Code")),
+        ) else {
+            continue;
+        };
+        // Money in credits the lines (income); money out debits them.
+        let sign = if get_str(transaction, "Type") == Some("RECEIVE") {
+            -1.0
+        } else {
+            1.0
+        };
+        let inclusive = get_str(transaction, "LineAmountTypes") == Some("Inclusive");
+        for line in get(transaction, "LineItems")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let amount = get(line, "LineAmount").and_then(number).unwrap_or(0.0);
+            let tax = get(line, "TaxAmount").and_then(number).unwrap_or(0.0);
+            if let Some(code) = get_str(line, "AccountCode") {
+                post(
+                    code,
+                    day,
+                    sign * if inclusive { amount - tax } else { amount },
+                );
+            }
+            post(SALES_TAX, day, sign * tax);
+        }
+        let total = get(transaction, "Total").and_then(number).unwrap_or(0.0);
+        post(bank, day, -sign * total);
     }
     for journal in ledger.records("ManualJournals") {
         if get_str(journal, "Status") != Some("POSTED") {

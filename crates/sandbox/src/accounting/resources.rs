@@ -27,6 +27,8 @@ pub enum Kind {
     TaxRate,
     Currency,
     TrackingCategory,
+    BankTransaction,
+    ManualJournal,
     /// Listed and fetched only.
     ReadOnly,
 }
@@ -50,6 +52,10 @@ pub struct Resource {
     pub search: &'static [&'static str],
     /// Webhook `eventCategory` for changes.
     pub webhook: Option<&'static str>,
+    /// Has `…/{id}/History`.
+    pub history: bool,
+    /// Has `…/{id}/Attachments`.
+    pub attachments: bool,
 }
 
 const TRANSACTIONS: &str = "accounting.transactions";
@@ -77,6 +83,8 @@ const fn resource(
         deletable: false,
         search: &[],
         webhook: None,
+        history: false,
+        attachments: false,
     }
 }
 
@@ -88,6 +96,8 @@ pub const RESOURCES: &[Resource] = &[
         paged: true,
         search: &["InvoiceNumber", "Reference"],
         webhook: Some("INVOICE"),
+        history: true,
+        attachments: true,
         ..resource("Invoices", "InvoiceID", INVOICES, Kind::Invoice)
     },
     Resource {
@@ -96,6 +106,8 @@ pub const RESOURCES: &[Resource] = &[
         paged: true,
         search: &["CreditNoteNumber", "Reference"],
         webhook: Some("CREDITNOTE"),
+        history: true,
+        attachments: true,
         ..resource("CreditNotes", "CreditNoteID", INVOICES, Kind::CreditNote)
     },
     Resource {
@@ -111,23 +123,28 @@ pub const RESOURCES: &[Resource] = &[
             "EmailAddress",
         ],
         webhook: Some("CONTACT"),
+        history: true,
+        attachments: true,
         ..resource("Contacts", "ContactID", CONTACTS, Kind::Contact)
     },
     Resource {
         number_field: Some("Code"),
         deletable: true,
         search: &["Code", "Name", "Description"],
+        history: true,
         ..resource("Items", "ItemID", INVOICES, Kind::Item)
     },
     Resource {
         status_field: Some("Status"),
         paged: true,
+        history: true,
         ..resource("Payments", "PaymentID", PAYMENTS, Kind::Payment)
     },
     Resource {
         number_field: Some("Code"),
         status_field: Some("Status"),
         deletable: true,
+        attachments: true,
         ..resource("Accounts", "AccountID", SETTINGS, Kind::Account)
     },
     Resource {
@@ -152,12 +169,37 @@ pub const RESOURCES: &[Resource] = &[
         Kind::ReadOnly,
     ),
     resource("Users", "UserID", SETTINGS, Kind::ReadOnly),
+    Resource {
+        status_field: Some("Status"),
+        paged: true,
+        search: &["Reference"],
+        history: true,
+        attachments: true,
+        ..resource(
+            "BankTransactions",
+            "BankTransactionID",
+            BANKING,
+            Kind::BankTransaction,
+        )
+    },
+    Resource {
+        status_field: Some("Status"),
+        paged: true,
+        search: &["Narration"],
+        history: true,
+        attachments: true,
+        ..resource(
+            "ManualJournals",
+            "ManualJournalID",
+            JOURNALS,
+            Kind::ManualJournal,
+        )
+    },
 ];
 
 /// Documented Xero resources the sandbox does not emulate: answered with 501 after the usual
 /// authentication, tenant and scope checks.
 pub const NOT_EMULATED: &[(&str, Access)] = &[
-    ("BankTransactions", BANKING),
     ("BankTransfers", BANKING),
     ("BatchPayments", PAYMENTS),
     (
@@ -172,7 +214,6 @@ pub const NOT_EMULATED: &[(&str, Access)] = &[
         Access::new("accounting.journals.read", "accounting.journals.read"),
     ),
     ("LinkedTransactions", INVOICES),
-    ("ManualJournals", JOURNALS),
     ("Overpayments", PAYMENTS),
     ("PaymentServices", PAYMENTS),
     ("Prepayments", PAYMENTS),
@@ -233,6 +274,8 @@ pub fn apply(
         Kind::TaxRate => tax_rate(tx, existing, input),
         Kind::Currency => currency(tx, existing, input),
         Kind::TrackingCategory => tracking_category(tx, existing, input, ctx),
+        Kind::BankTransaction => bank_transaction(tx, existing, input, ctx),
+        Kind::ManualJournal => manual_journal(tx, existing, input, ctx),
         Kind::ReadOnly => fail(format!(
             "{} cannot be changed through the API",
             resource.name
@@ -1322,4 +1365,402 @@ fn delete_payment(
 /// The calendar date of a record's `Date`.
 pub fn record_day(record: &Value) -> Option<NaiveDate> {
     get(record, "Date").and_then(parse_day)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bank transactions and manual journals
+
+fn bank_account(tx: &Tx<'_>, reference: Option<&Value>) -> Option<Value> {
+    let reference = reference?;
+    get_str(reference, "AccountID")
+        .and_then(|id| tx.get("Accounts", id))
+        .or_else(|| get_str(reference, "Code").and_then(|c| account_by_code(tx, c)))
+        .filter(|a| get_str(a, "Type") == Some("BANK"))
+        .cloned()
+}
+
+fn bank_transaction(
+    tx: &mut Tx<'_>,
+    existing: Option<&Value>,
+    input: &Value,
+    ctx: &WriteCtx,
+) -> Result<Value, Errors> {
+    if let Some(existing) = existing {
+        let status = get_str(existing, "Status").unwrap_or_default();
+        if status == "DELETED" {
+            return fail("This bank transaction has been deleted and cannot be edited.");
+        }
+        if get(existing, "IsReconciled") == Some(&Value::Bool(true)) {
+            return fail("This bank transaction has been reconciled and cannot be edited.");
+        }
+    }
+    let mut record = match existing {
+        Some(e) => object(e.clone()),
+        None => object(json!({
+            "BankTransactionID": new_id(), "Status": "AUTHORISED", "LineAmountTypes": "Exclusive",
+            "CurrencyCode": ctx.base_currency, "CurrencyRate": 1.0, "IsReconciled": false,
+            "HasAttachments": false, "LineItems": [],
+        })),
+    };
+    merge_fields(
+        &mut record,
+        input,
+        &[
+            "Type",
+            "Reference",
+            "IsReconciled",
+            "Url",
+            "CurrencyCode",
+            "LineAmountTypes",
+        ],
+    );
+    let mut errors = Vec::new();
+    let kind = record
+        .get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if !["RECEIVE", "SPEND"].contains(&kind.as_str()) {
+        errors.push("The bank transaction Type must be RECEIVE or SPEND.".to_owned());
+    }
+    match get(input, "Contact") {
+        Some(c) if c.is_object() => match resolve_contact(tx, c, ctx) {
+            Ok(contact) => {
+                record.insert("Contact".into(), contact_summary(&contact));
+            }
+            Err(mut e) => errors.append(&mut e),
+        },
+        _ if existing.is_none() => {
+            errors.push("A Contact must be specified for this type of transaction".into())
+        }
+        _ => {}
+    }
+    match (get(input, "BankAccount"), existing) {
+        (Some(reference), _) => match bank_account(tx, Some(reference)) {
+            Some(account) => {
+                record.insert(
+                    "BankAccount".into(),
+                    json!({"AccountID": get(&account, "AccountID"), "Code": get(&account, "Code"), "Name": get(&account, "Name")}),
+                );
+            }
+            None => errors.push(
+                "The BankAccount must be an existing bank account (AccountID or Code).".into(),
+            ),
+        },
+        (None, None) => errors.push("A BankAccount must be specified.".into()),
+        (None, Some(_)) => {}
+    }
+    let amount_types = match record
+        .get("LineAmountTypes")
+        .and_then(Value::as_str)
+        .unwrap_or("Exclusive")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "inclusive" => "Inclusive",
+        "notax" => "NoTax",
+        _ => "Exclusive",
+    };
+    record.insert("LineAmountTypes".into(), json!(amount_types));
+    let raw_lines = match get(input, "LineItems") {
+        Some(Value::Array(lines)) => lines.clone(),
+        _ => record
+            .get("LineItems")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    if raw_lines.is_empty() {
+        errors.push("At least one line item is required.".into());
+    }
+    let (mut sub_total, mut total_tax) = (0.0, 0.0);
+    let mut lines = Vec::new();
+    for raw in &raw_lines {
+        let (line, net, tax, _) = price_line(tx, raw, amount_types, kind == "RECEIVE", &mut errors);
+        if get_str(&line, "AccountCode").is_none() {
+            errors.push("Account code must be specified for every line item.".into());
+        }
+        sub_total += net;
+        total_tax += tax;
+        lines.push(line);
+    }
+    let status = get_str(input, "Status")
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_else(|| {
+            record
+                .get("Status")
+                .and_then(Value::as_str)
+                .unwrap_or("AUTHORISED")
+                .to_owned()
+        });
+    if !["AUTHORISED", "DELETED"].contains(&status.as_str())
+        || (existing.is_none() && status == "DELETED")
+    {
+        errors.push(format!(
+            "A bank transaction cannot have the status {status}."
+        ));
+    }
+    let date = get(input, "Date")
+        .and_then(parse_day)
+        .or_else(|| record.get("Date").and_then(parse_day))
+        .unwrap_or_else(|| ctx.now.date_naive());
+    if !errors.is_empty() {
+        errors.dedup();
+        return Err(errors);
+    }
+    let (sub_total, total_tax) = (money(sub_total), money(total_tax));
+    record.insert("LineItems".into(), Value::Array(lines));
+    record.insert("SubTotal".into(), json!(sub_total));
+    record.insert("TotalTax".into(), json!(total_tax));
+    record.insert("Total".into(), json!(money(sub_total + total_tax)));
+    record.insert("Status".into(), json!(status));
+    record.insert("Date".into(), json!(ms_day(date)));
+    record.insert("DateString".into(), json!(date_string(date)));
+    record.insert("UpdatedDateUTC".into(), json!(ms_date(ctx.now)));
+    Ok(Value::Object(record))
+}
+
+fn manual_journal(
+    tx: &mut Tx<'_>,
+    existing: Option<&Value>,
+    input: &Value,
+    ctx: &WriteCtx,
+) -> Result<Value, Errors> {
+    let old_status = existing
+        .and_then(|e| get_str(e, "Status"))
+        .unwrap_or("")
+        .to_owned();
+    if ["DELETED", "VOIDED"].contains(&old_status.as_str()) {
+        return fail(format!(
+            "This manual journal has been {} and cannot be edited.",
+            old_status.to_lowercase()
+        ));
+    }
+    let mut record = match existing {
+        Some(e) => object(e.clone()),
+        None => object(json!({
+            "ManualJournalID": new_id(), "Status": "DRAFT", "LineAmountTypes": "NoTax",
+            "ShowOnCashBasisReports": true, "HasAttachments": false, "JournalLines": [],
+        })),
+    };
+    merge_fields(
+        &mut record,
+        input,
+        &[
+            "Narration",
+            "Url",
+            "ShowOnCashBasisReports",
+            "LineAmountTypes",
+        ],
+    );
+    let mut errors = Vec::new();
+    if record
+        .get("Narration")
+        .and_then(Value::as_str)
+        .is_none_or(|n| n.trim().is_empty())
+    {
+        errors.push("Narration is required.".to_owned());
+    }
+    let raw_lines = match get(input, "JournalLines") {
+        Some(Value::Array(lines)) => lines.clone(),
+        _ => record
+            .get("JournalLines")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    if raw_lines.len() < 2 {
+        errors.push("A manual journal needs at least two journal lines.".to_owned());
+    }
+    let (mut debits, mut credits) = (0.0, 0.0);
+    let mut lines = Vec::new();
+    for raw in &raw_lines {
+        let amount = get(raw, "LineAmount")
+            .and_then(number)
+            .map(money)
+            .unwrap_or(0.0);
+        let code = get_str(raw, "AccountCode").unwrap_or_default();
+        match account_by_code(tx, code) {
+            Some(account) => {
+                let mut line = json!({"LineAmount": amount, "AccountCode": code, "AccountID": get(account, "AccountID"),
+                    "TaxType": get_str(raw, "TaxType").unwrap_or("NONE"), "TaxAmount": 0.0, "IsBlank": false,
+                    "Tracking": get(raw, "Tracking").cloned().unwrap_or(json!([]))});
+                if let Some(d) = get(raw, "Description") {
+                    line["Description"] = d.clone();
+                }
+                lines.push(line);
+            }
+            None => errors.push(format!("Account code '{code}' is not a valid code.")),
+        }
+        if amount > 0.0 {
+            debits += amount;
+        } else {
+            credits -= amount;
+        }
+    }
+    if money(debits - credits) != 0.0 {
+        errors.push(format!(
+            "The total debits ({debits:.2}) must equal total credits ({credits:.2})"
+        ));
+    }
+    let status = get_str(input, "Status")
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_else(|| {
+            if old_status.is_empty() {
+                "DRAFT".to_owned()
+            } else {
+                old_status.clone()
+            }
+        });
+    let allowed: &[&str] = match old_status.as_str() {
+        "" => &["DRAFT", "POSTED"],
+        "DRAFT" => &["DRAFT", "POSTED", "DELETED"],
+        "POSTED" => &["POSTED", "VOIDED"],
+        _ => &[],
+    };
+    if !allowed.contains(&status.as_str()) {
+        errors.push(format!(
+            "A manual journal cannot move from {} to {status}.",
+            if old_status.is_empty() {
+                "new"
+            } else {
+                &old_status
+            }
+        ));
+    }
+    let date = get(input, "Date")
+        .and_then(parse_day)
+        .or_else(|| record.get("Date").and_then(parse_day))
+        .unwrap_or_else(|| ctx.now.date_naive());
+    if !errors.is_empty() {
+        errors.dedup();
+        return Err(errors);
+    }
+    record.insert("JournalLines".into(), Value::Array(lines));
+    record.insert("Status".into(), json!(status));
+    record.insert("Date".into(), json!(ms_day(date)));
+    record.insert("UpdatedDateUTC".into(), json!(ms_date(ctx.now)));
+    Ok(Value::Object(record))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credit note allocations
+
+/// Applies one allocation of a credit note to an invoice; stages both and returns the
+/// allocation as Xero reports it.
+pub fn allocate_credit(
+    tx: &mut Tx<'_>,
+    credit_note_id: &str,
+    input: &Value,
+    ctx: &WriteCtx,
+) -> Result<Value, Errors> {
+    let Some(mut credit) = tx.get("CreditNotes", credit_note_id).cloned() else {
+        return fail("The credit note could not be found.");
+    };
+    let invoice = get(input, "Invoice").and_then(|i| {
+        get_str(i, "InvoiceID")
+            .and_then(|id| tx.get("Invoices", id))
+            .or_else(|| {
+                get_str(i, "InvoiceNumber").and_then(|n| {
+                    tx.find("Invoices", |x| {
+                        get_str(x, "InvoiceNumber").is_some_and(|v| v.eq_ignore_ascii_case(n))
+                    })
+                })
+            })
+            .cloned()
+    });
+    let Some(mut invoice) = invoice else {
+        return fail("An allocation must name an existing invoice (Invoice.InvoiceID).");
+    };
+    let mut errors = Vec::new();
+    if get_str(&credit, "Status") != Some("AUTHORISED") {
+        errors.push(
+            "Only approved (AUTHORISED) credit notes with remaining credit can be allocated."
+                .to_owned(),
+        );
+    }
+    if get_str(&invoice, "Status") != Some("AUTHORISED") {
+        errors.push("Credit can only be allocated to approved (AUTHORISED) invoices.".to_owned());
+    }
+    let matching = match get_str(&credit, "Type") {
+        Some("ACCRECCREDIT") => get_str(&invoice, "Type") == Some("ACCREC"),
+        Some("ACCPAYCREDIT") => get_str(&invoice, "Type") == Some("ACCPAY"),
+        _ => false,
+    };
+    if !matching {
+        errors.push(
+            "Sales credit notes apply to sales invoices, purchase credit notes to bills."
+                .to_owned(),
+        );
+    }
+    let remaining = get(&credit, "RemainingCredit")
+        .and_then(number)
+        .unwrap_or(0.0);
+    let due = get(&invoice, "AmountDue").and_then(number).unwrap_or(0.0);
+    let amount = get(input, "Amount").and_then(number).map(money);
+    match amount {
+        None => errors.push("Allocation Amount is required.".to_owned()),
+        Some(a) if a <= 0.0 => {
+            errors.push("Allocation Amount must be greater than zero.".to_owned())
+        }
+        Some(a) if a > remaining + 0.005 => errors.push(
+            "The amount allocated exceeds the remaining credit on the credit note.".to_owned(),
+        ),
+        Some(a) if a > due + 0.005 => {
+            errors.push("The amount allocated exceeds the amount due on the invoice.".to_owned())
+        }
+        _ => {}
+    }
+    let date = get(input, "Date")
+        .and_then(parse_day)
+        .unwrap_or_else(|| ctx.now.date_naive());
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let amount = amount.unwrap_or(0.0);
+    let allocation_id = new_id();
+    let invoice_id = get_str(&invoice, "InvoiceID")
+        .unwrap_or_default()
+        .to_owned();
+    let invoice_ref =
+        json!({"InvoiceID": invoice_id, "InvoiceNumber": get(&invoice, "InvoiceNumber")});
+    let credit_ref = json!({"CreditNoteID": credit_note_id, "CreditNoteNumber": get(&credit, "CreditNoteNumber")});
+    if let Some(map) = invoice.as_object_mut() {
+        let credited = map
+            .get("AmountCredited")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let new_due = money(due - amount);
+        map.insert("AmountCredited".into(), json!(money(credited + amount)));
+        map.insert("AmountDue".into(), json!(new_due));
+        if new_due <= 0.0 {
+            map.insert("Status".into(), json!("PAID"));
+            map.insert("FullyPaidOnDate".into(), json!(ms_day(date)));
+        }
+        map.insert("UpdatedDateUTC".into(), json!(ms_date(ctx.now)));
+        if let Some(Value::Array(notes)) = map.get_mut("CreditNotes") {
+            let mut note = credit_ref.clone();
+            note["AppliedAmount"] = json!(amount);
+            note["Total"] = get(&credit, "Total").cloned().unwrap_or(Value::Null);
+            notes.push(note);
+        }
+    }
+    if let Some(map) = credit.as_object_mut() {
+        let left = money(remaining - amount);
+        map.insert("RemainingCredit".into(), json!(left));
+        if left <= 0.0 {
+            map.insert("Status".into(), json!("PAID"));
+            map.insert("FullyPaidOnDate".into(), json!(ms_day(date)));
+        }
+        map.insert("UpdatedDateUTC".into(), json!(ms_date(ctx.now)));
+        if let Some(Value::Array(allocations)) = map.get_mut("Allocations") {
+            allocations.push(json!({"AllocationID": allocation_id, "Amount": amount, "Date": ms_day(date), "Invoice": invoice_ref}));
+        }
+    }
+    tx.stage("Invoices", &invoice_id, invoice);
+    tx.stage("CreditNotes", credit_note_id, credit);
+    Ok(
+        json!({"AllocationID": allocation_id, "Amount": amount, "Date": ms_day(date),
+        "Invoice": invoice_ref, "CreditNote": credit_ref, "StatusAttributeString": "OK"}),
+    )
 }

@@ -1,0 +1,359 @@
+//! Sub-resources and side effects of writes: webhook events and history records after a commit,
+//! `…/{id}/History`, `…/{id}/Attachments`, credit note `Allocations`, and the invoice extras
+//! `Email` and `OnlineInvoice`.
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ledger::{Attachment, Ledger, Tx, Written};
+use super::model::{get, get_path, get_str, ms_date};
+use super::resources::{self, Resource, WriteCtx};
+use super::{envelope, failed_element, lookup, validation_body, Call};
+use crate::problem::Problem;
+use crate::state::lock;
+use crate::webhooks::Event;
+
+/// After a commit: webhook events for contacts, invoices and credit notes, and history records.
+pub(super) fn publish(call: &Call<'_>, ledger: &mut Ledger, written: Vec<Written>) {
+    for w in written {
+        let Some(resource) = resources::find(w.collection) else {
+            continue;
+        };
+        if let Some(category) = resource.webhook {
+            call.sandbox.outbox.push(Event {
+                tenant_id: call.tenant,
+                category,
+                event_type: if w.created { "CREATE" } else { "UPDATE" },
+                resource: w.collection,
+                resource_id: w.id.clone(),
+                at: call.now,
+            });
+        }
+        if resource.history {
+            let record = ledger.get(w.collection, &w.id);
+            let status = record
+                .and_then(|r| get_str(r, "Status").or_else(|| get_str(r, "ContactStatus")))
+                .map(str::to_owned);
+            let changes = if w.created {
+                "Created"
+            } else if status != w.previous_status {
+                match status.as_deref() {
+                    Some("AUTHORISED") => "Approved",
+                    Some("VOIDED") => "Voided",
+                    Some("DELETED") => "Deleted",
+                    Some("PAID") => "Paid",
+                    Some("ARCHIVED") => "Archived",
+                    Some("POSTED") => "Posted",
+                    _ => "Edited",
+                }
+            } else {
+                "Edited"
+            };
+            let details = record.map(history_details).unwrap_or_default();
+            let entry = history_entry(call, changes, &details);
+            ledger
+                .history
+                .entry(w.id.to_ascii_lowercase())
+                .or_default()
+                .push(entry);
+        }
+    }
+}
+
+/// "INV-0042 to Ridgeway University for 230.00", or the record's name.
+fn history_details(record: &Value) -> String {
+    let number = [
+        "InvoiceNumber",
+        "CreditNoteNumber",
+        "Code",
+        "Name",
+        "Narration",
+        "Reference",
+    ]
+    .iter()
+    .find_map(|k| get_str(record, k).filter(|v| !v.is_empty()));
+    let contact = get_path(record, &["Contact".into(), "Name".into()]).and_then(Value::as_str);
+    let total = get(record, "Total")
+        .or_else(|| get(record, "Amount"))
+        .and_then(Value::as_f64);
+    match (number, contact, total) {
+        (Some(n), Some(c), Some(t)) => format!("{n} to {c} for {t:.2}"),
+        (Some(n), _, Some(t)) => format!("{n} for {t:.2}"),
+        (Some(n), _, None) => n.to_owned(),
+        (None, _, Some(t)) => format!("{t:.2}"),
+        _ => String::new(),
+    }
+}
+
+fn history_entry(call: &Call<'_>, changes: &str, details: &str) -> Value {
+    json!({
+        "Changes": changes,
+        "DateUTCString": call.now.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "DateUTC": ms_date(call.now),
+        "User": format!("{} (via API)", call.provider),
+        "Details": details,
+    })
+}
+
+pub(super) fn history(
+    call: &Call<'_>,
+    resource: &Resource,
+    key: &str,
+) -> Result<Response, Problem> {
+    let mut ledger = lock(&call.ledger);
+    let id = lookup(&ledger, resource, key)
+        .and_then(|r| get_str(r, resource.id_field))
+        .map(str::to_ascii_lowercase)
+        .ok_or(Problem::NotFound)?;
+    match call.method {
+        Method::GET => {
+            let records = ledger.history.get(&id).cloned().unwrap_or_default();
+            Ok(Json(envelope(
+                &call.provider,
+                call.now,
+                "HistoryRecords",
+                Value::Array(records),
+            ))
+            .into_response())
+        }
+        Method::PUT | Method::POST => {
+            let notes = match serde_json::from_slice::<Value>(&call.body) {
+                Ok(body) => get(&body, "HistoryRecords")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_else(|| vec![body]),
+                Err(e) => {
+                    return Err(Problem::BadRequest(format!(
+                        "The request body is not valid JSON: {e}"
+                    )))
+                }
+            };
+            let mut added = Vec::new();
+            for note in notes {
+                let Some(details) = get_str(&note, "Details").filter(|d| !d.trim().is_empty())
+                else {
+                    return Err(Problem::Validation(validation_body(vec![failed_element(
+                        &note,
+                        &["The Details of a history note are required.".to_owned()],
+                    )])));
+                };
+                if details.chars().count() > 450 {
+                    return Err(Problem::Validation(validation_body(vec![failed_element(
+                        &note,
+                        &["A history note must be 450 characters or less.".to_owned()],
+                    )])));
+                }
+                added.push(history_entry(call, "Note", details));
+            }
+            ledger
+                .history
+                .entry(id)
+                .or_default()
+                .extend(added.iter().cloned());
+            Ok(Json(envelope(
+                &call.provider,
+                call.now,
+                "HistoryRecords",
+                Value::Array(added),
+            ))
+            .into_response())
+        }
+        _ => Err(Problem::MethodNotAllowed),
+    }
+}
+
+pub(super) fn allocations(call: &Call<'_>, key: &str) -> Result<Response, Problem> {
+    if !matches!(call.method, Method::PUT | Method::POST) {
+        return Err(Problem::MethodNotAllowed);
+    }
+    let resource = resources::find("CreditNotes").ok_or(Problem::NotFound)?;
+    let mut ledger = lock(&call.ledger);
+    let credit_id = lookup(&ledger, resource, key)
+        .and_then(|r| get_str(r, "CreditNoteID"))
+        .map(str::to_owned)
+        .ok_or(Problem::NotFound)?;
+    let body: Value = serde_json::from_slice(&call.body)
+        .map_err(|e| Problem::BadRequest(format!("The request body is not valid JSON: {e}")))?;
+    let items = match get(&body, "Allocations") {
+        Some(Value::Array(items)) => items.clone(),
+        _ => vec![body],
+    };
+    let ctx = WriteCtx {
+        now: call.now,
+        base_currency: get_str(&ledger.organisation, "BaseCurrency")
+            .unwrap_or("NZD")
+            .to_owned(),
+    };
+    let mut tx = Tx::new(&mut ledger);
+    let mut created = Vec::new();
+    let mut failed = Vec::new();
+    for item in &items {
+        match resources::allocate_credit(&mut tx, &credit_id, item, &ctx) {
+            Ok(allocation) => created.push(allocation),
+            Err(errors) => failed.push(failed_element(item, &errors)),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Problem::Validation(validation_body(failed)));
+    }
+    let written = tx.commit();
+    publish(call, &mut ledger, written);
+    Ok(Json(envelope(
+        &call.provider,
+        call.now,
+        "Allocations",
+        Value::Array(created),
+    ))
+    .into_response())
+}
+
+fn attachment_json(call: &Call<'_>, resource: &Resource, id: &str, a: &Attachment) -> Value {
+    json!({
+        "AttachmentID": a.id,
+        "FileName": a.file_name,
+        "Url": format!("{}/api.xro/2.0/{}/{id}/Attachments/{}", call.sandbox.base_url, resource.name,
+            url::form_urlencoded::byte_serialize(a.file_name.as_bytes()).collect::<String>()),
+        "MimeType": a.mime_type,
+        "ContentLength": a.content.len(),
+        "IncludeOnline": a.include_online,
+    })
+}
+
+pub(super) fn attachments(
+    call: &Call<'_>,
+    resource: &'static Resource,
+    key: &str,
+    file: Option<&str>,
+) -> Result<Response, Problem> {
+    let mut ledger = lock(&call.ledger);
+    let record = lookup(&ledger, resource, key)
+        .cloned()
+        .ok_or(Problem::NotFound)?;
+    let id = get_str(&record, resource.id_field)
+        .unwrap_or_default()
+        .to_owned();
+    let slot = id.to_ascii_lowercase();
+    match (&call.method, file) {
+        (&Method::GET, None) => {
+            let list: Vec<Value> = ledger
+                .attachments
+                .get(&slot)
+                .into_iter()
+                .flatten()
+                .map(|a| attachment_json(call, resource, &id, a))
+                .collect();
+            Ok(Json(envelope(
+                &call.provider,
+                call.now,
+                "Attachments",
+                Value::Array(list),
+            ))
+            .into_response())
+        }
+        (&Method::GET, Some(name)) => {
+            let found = ledger
+                .attachments
+                .get(&slot)
+                .into_iter()
+                .flatten()
+                .find(|a| {
+                    a.file_name.eq_ignore_ascii_case(name)
+                        || a.id.to_string().eq_ignore_ascii_case(name)
+                });
+            let attachment = found.ok_or(Problem::NotFound)?;
+            let mut response = attachment.content.clone().into_response();
+            if let Ok(v) = HeaderValue::from_str(&attachment.mime_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            Ok(response)
+        }
+        (&Method::PUT | &Method::POST, Some(name)) => {
+            if name.trim().is_empty() || name.len() > 100 {
+                return Err(Problem::BadRequest(
+                    "The attachment file name must be 1 to 100 characters".into(),
+                ));
+            }
+            if call.body.is_empty() {
+                return Err(Problem::BadRequest("The attachment has no content".into()));
+            }
+            let mime_type = call
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            let attachment = Attachment {
+                id: Uuid::new_v4(),
+                file_name: name.to_owned(),
+                mime_type,
+                include_online: call.params.flag("IncludeOnline"),
+                content: call.body.to_vec(),
+            };
+            let body = attachment_json(call, resource, &id, &attachment);
+            let list = ledger.attachments.entry(slot).or_default();
+            list.retain(|a| !a.file_name.eq_ignore_ascii_case(name));
+            list.push(attachment);
+            let mut updated = record;
+            if let Some(map) = updated.as_object_mut() {
+                map.insert("HasAttachments".into(), json!(true));
+            }
+            ledger.upsert(resource.name, &id, updated);
+            Ok(Json(envelope(
+                &call.provider,
+                call.now,
+                "Attachments",
+                json!([body]),
+            ))
+            .into_response())
+        }
+        _ => Err(Problem::MethodNotAllowed),
+    }
+}
+
+pub(super) fn email_invoice(call: &Call<'_>, key: &str) -> Result<Response, Problem> {
+    if call.method != Method::POST {
+        return Err(Problem::MethodNotAllowed);
+    }
+    let resource = resources::find("Invoices").ok_or(Problem::NotFound)?;
+    let mut ledger = lock(&call.ledger);
+    let mut invoice = lookup(&ledger, resource, key)
+        .cloned()
+        .ok_or(Problem::NotFound)?;
+    let sendable = get_str(&invoice, "Type") == Some("ACCREC")
+        && matches!(
+            get_str(&invoice, "Status"),
+            Some("AUTHORISED" | "PAID" | "SUBMITTED")
+        );
+    if !sendable {
+        return Err(Problem::Validation(validation_body(vec![failed_element(
+            &json!({}),
+            &["Only approved sales invoices can be emailed.".to_owned()],
+        )])));
+    }
+    let id = get_str(&invoice, "InvoiceID")
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(map) = invoice.as_object_mut() {
+        map.insert("SentToContact".into(), json!(true));
+    }
+    ledger.upsert("Invoices", &id, invoice);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) fn online_invoice(call: &Call<'_>, key: &str) -> Result<Response, Problem> {
+    let resource = resources::find("Invoices").ok_or(Problem::NotFound)?;
+    let ledger = lock(&call.ledger);
+    let invoice = lookup(&ledger, resource, key).ok_or(Problem::NotFound)?;
+    let id = get_str(invoice, "InvoiceID").unwrap_or_default();
+    let url = format!("{}/online-invoice/{id}", call.sandbox.base_url);
+    Ok(Json(envelope(
+        &call.provider,
+        call.now,
+        "OnlineInvoices",
+        json!([{"OnlineInvoiceUrl": url}]),
+    ))
+    .into_response())
+}
