@@ -17,6 +17,7 @@ pub mod model;
 pub mod query;
 pub mod reports;
 pub mod resources;
+pub mod rules;
 mod subresources;
 
 use std::collections::HashSet;

@@ -191,7 +191,7 @@ pub(super) fn allocations(call: &Call<'_>, key: &str) -> Result<Response, Proble
     let mut created = Vec::new();
     let mut failed = Vec::new();
     for item in &items {
-        match resources::allocate_credit(&mut tx, &credit_id, item, &ctx) {
+        match super::rules::documents::allocate_credit(&mut tx, &credit_id, item, &ctx) {
             Ok(allocation) => created.push(allocation),
             Err(errors) => failed.push(failed_element(item, &errors)),
         }
