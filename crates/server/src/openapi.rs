@@ -29,7 +29,7 @@ pub fn document(public_url: &str) -> Value {
         "info": {
             "title": "Ledgerflow API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Credentials for the services workflows call. Authenticate with `Authorization: Bearer <API key>` (create one with `ledgerflow apikey create`). Errors have the shape `{\"error\":{\"code\",\"message\"}}`."
+            "description": "Credentials for the services workflows call, and their OAuth2 connections. Authenticate with `Authorization: Bearer <API key>` (create one with `ledgerflow apikey create`). Errors have the shape `{\"error\":{\"code\",\"message\"}}`."
         },
         "servers": [{"url": format!("{}/api/v1", public_url.trim_end_matches('/'))}],
         "security": [{"apiKey": []}],
@@ -61,8 +61,26 @@ pub fn document(public_url: &str) -> Value {
                 "patch": {"summary": "Change a credential's name or fields (absent fields stay; null removes)", "operationId": "updateCredential",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CredentialUpdate"}}}},
                     "responses": with_errors(json!({"200": {"description": "Updated", "content": {"application/json": {"schema": cred_ref}}}}))},
-                "delete": {"summary": "Delete a credential", "operationId": "deleteCredential",
-                    "responses": with_errors(json!({"204": {"description": "Deleted"}}))}
+                "delete": {"summary": "Delete a credential; an OAuth2 connection is revoked at the provider first", "operationId": "deleteCredential",
+                    "parameters": [{"name": "force", "in": "query", "required": false, "schema": {"type": "boolean"}, "description": "Delete even if revocation fails"}],
+                    "responses": with_errors(json!({"204": {"description": "Deleted"}, "502": error_response("Revocation failed; the credential was kept")}))}
+            },
+            "/credentials/{id}/connect": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "post": {"summary": "Start OAuth2 consent: returns the provider URL to open (single use, 10 minutes)", "operationId": "connectCredential",
+                    "responses": with_errors(json!({"200": {"description": "Where to send the person", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "authorizeUrl": {"type": "string"}, "redirectUrl": {"type": "string"}, "expiresInSeconds": {"type": "integer"}}}}}}}))}
+            },
+            "/credentials/{id}/test": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "post": {"summary": "Call Xero with the credential (/connections and GET /Organisation per organisation)", "operationId": "testCredential",
+                    "responses": with_errors(json!({"200": {"description": "Report", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TestReport"}}}}}))}
+            },
+            "/credentials/{id}/organisations/{tenantId}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "tenantId", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "delete": {"summary": "Disconnect one organisation (DELETE /connections/{id} at Xero)", "operationId": "disconnectOrganisation",
+                    "responses": with_errors(json!({"204": {"description": "Disconnected"}}))}
             },
             "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                 "responses": {"200": {"description": "OpenAPI document"}}}}
@@ -83,7 +101,25 @@ pub fn document(public_url: &str) -> Value {
                     "data": {"type": "object", "description": "Non-secret fields only", "additionalProperties": true},
                     "secretFieldsSet": {"type": "array", "items": {"type": "string"}},
                     "createdAt": {"type": "integer", "description": "Milliseconds since the Unix epoch"},
-                    "updatedAt": {"type": "integer"}}},
+                    "updatedAt": {"type": "integer"},
+                    "connection": {"$ref": "#/components/schemas/Connection"}}},
+                "Connection": {"type": "object", "description": "OAuth2 credentials only", "properties": {
+                    "status": {"type": "string", "enum": ["connected", "needs_reconnect", "never_connected"]},
+                    "statusReason": {"type": "string", "nullable": true},
+                    "grantedScopes": {"type": "array", "items": {"type": "string"}},
+                    "accessExpiresAt": {"type": "integer", "nullable": true},
+                    "connectedAt": {"type": "integer", "nullable": true},
+                    "refreshedAt": {"type": "integer", "nullable": true},
+                    "lastError": {"type": "string", "nullable": true},
+                    "lastErrorAt": {"type": "integer", "nullable": true},
+                    "redirectUrl": {"type": "string"},
+                    "organisations": {"type": "array", "items": {"type": "object", "properties": {
+                        "tenantId": {"type": "string"}, "connectionId": {"type": "string"}, "tenantName": {"type": "string"},
+                        "tenantType": {"type": "string"}, "authEventId": {"type": "string", "nullable": true}}}}}},
+                "TestReport": {"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "message": {"type": "string"},
+                    "organisations": {"type": "array", "items": {"type": "object", "properties": {
+                        "tenantId": {"type": "string"}, "tenantName": {"type": "string"}, "ok": {"type": "boolean"}, "message": {"type": "string"}}}}}},
                 "CredentialCreate": {"type": "object", "required": ["name", "type", "data"], "properties": {
                     "name": {"type": "string"}, "type": {"type": "string", "example": "httpHeaderAuth"},
                     "data": {"type": "object", "additionalProperties": {"type": "string"}, "example": {"name": "X-Api-Key", "value": "…"}}}},

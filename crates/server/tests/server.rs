@@ -549,6 +549,9 @@ async fn credential_types_and_openapi_describe_the_api() {
         ("/credential-types/{name}", &["get"]),
         ("/credentials", &["get", "post"]),
         ("/credentials/{id}", &["get", "patch", "delete"]),
+        ("/credentials/{id}/connect", &["post"]),
+        ("/credentials/{id}/test", &["post"]),
+        ("/credentials/{id}/organisations/{tenantId}", &["delete"]),
     ] {
         for m in methods {
             assert!(doc["paths"][path][m].is_object(), "{m} {path} undocumented");
