@@ -1,8 +1,17 @@
 //! Xero specifics the rest of the product needs: where Xero's endpoints are (real Xero or the
 //! sandbox), which scopes to ask for, the Connections API (which organisations a consent reaches),
-//! and reading the claims of Xero's access tokens.
+//! reading the claims of Xero's access tokens, the rate-limited Accounting API [`client`], and
+//! the resource [`catalogue`].
 //!
 //! This crate knows nothing of workflows, storage or web frameworks.
+
+pub mod catalogue;
+pub mod client;
+pub mod dates;
+pub mod limiter;
+
+pub use client::{AccessTokens, ApiError, ApiRequest, ApiResponse, Body, Target, XeroClient};
+pub use limiter::LimitConfig;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -60,26 +69,6 @@ impl Endpoints {
 /// Scopes every connection asks for: sign-in identity and refresh tokens.
 pub const IDENTITY_SCOPES: &[&str] = &["offline_access", "openid", "profile", "email"];
 
-/// Granular scopes (required for apps created from 2 March 2026) the Xero nodes use.
-pub const GRANULAR_SCOPES: &[&str] = &[
-    "accounting.settings",
-    "accounting.contacts",
-    "accounting.invoices",
-    "accounting.payments",
-    "accounting.banktransactions",
-    "accounting.manualjournals",
-    "accounting.attachments",
-    "accounting.journals.read",
-    "accounting.reports.profitandloss.read",
-    "accounting.reports.balancesheet.read",
-    "accounting.reports.trialbalance.read",
-    "accounting.reports.aged.read",
-    "accounting.reports.banksummary.read",
-    "accounting.reports.budgetsummary.read",
-    "accounting.reports.executivesummary.read",
-    "accounting.budgets.read",
-];
-
 /// Broad scopes, for apps created before 2 March 2026 (until they migrate, by September 2027).
 pub const BROAD_SCOPES: &[&str] = &[
     "accounting.settings",
@@ -111,8 +100,9 @@ impl ScopeMode {
 
 /// The default scope string for a mode.
 pub fn default_scopes(mode: ScopeMode) -> String {
-    let api = match mode {
-        ScopeMode::Granular => GRANULAR_SCOPES,
+    let granular = catalogue::granular_scopes();
+    let api: &[&str] = match mode {
+        ScopeMode::Granular => &granular,
         ScopeMode::Broad => BROAD_SCOPES,
     };
     IDENTITY_SCOPES
