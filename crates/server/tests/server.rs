@@ -1509,3 +1509,35 @@ async fn client_secret_and_tokens_never_appear_in_responses_pages_or_the_databas
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_refreshes_idle_credentials_and_the_redirect_url_ignores_the_host_header() {
+    let fx = XeroFixture::new(|c| c.auto_approve = true).await;
+    let cred = connected(&fx).await;
+    let before = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    // Nothing is idle for a week yet.
+    assert_eq!(fx.app.state.tokens.sweep(std::time::Duration::from_secs(7 * 86_400)).await, (0, 0));
+    // Everything is idle for "no time at all": refreshed although its access token is fresh.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(fx.app.state.tokens.sweep(std::time::Duration::ZERO).await, (1, 0));
+    let after = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    assert_ne!(before.refresh_token.unwrap().expose_secret(), after.refresh_token.unwrap().expose_secret());
+    assert!(fx.app.store.oauth_status(&cred).await.unwrap().refreshed_at.is_some());
+
+    // A forged Host header changes nothing: redirect URLs come from the configured public URL.
+    let v: Value = fx
+        .app
+        .http
+        .post(fx.app.url(&format!("/api/v1/credentials/{cred}/connect")))
+        .headers(fx.auth.clone())
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["redirectUrl"], fx.callback());
+    assert!(!v["authorizeUrl"].as_str().unwrap().contains("evil"));
+}
