@@ -59,9 +59,15 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn serve");
+        // Owned before waiting, so a failed start still kills and reaps the process.
+        let mut server = Server {
+            child,
+            base: String::new(),
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let found = std::fs::File::open(&log).ok().and_then(|f| {
+            let found = std::fs::File::open(&server.log).ok().and_then(|f| {
                 BufReader::new(f)
                     .lines()
                     .map_while(Result::ok)
@@ -72,12 +78,13 @@ impl Server {
                     })
             });
             if let Some(base) = found {
-                return Server { child, base, log };
+                server.base = base;
+                return server;
             }
             assert!(
                 Instant::now() < deadline,
                 "server did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                server.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -12,7 +12,7 @@ use ledgerflow_xero::{
     AccessTokens, ApiError, ApiRequest, Endpoints, LimitConfig, Target, XeroClient,
 };
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{json, Value};
 
 /// Tokens from a real consent; `refresh` uses the refresh token, as the token manager would.
