@@ -2507,6 +2507,7 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
         .bearer_auth(&who.token)
         .header("xero-tenant-id", &who.tenant)
         .header("content-type", "text/plain")
+        .header("accept", "application/json")
         .body("paid in cash")
         .send()
         .await
@@ -2697,6 +2698,7 @@ async fn attachments_upload_list_and_download_and_need_the_attachments_scope() {
             .bearer_auth(&who.token)
             .header("xero-tenant-id", &who.tenant)
             .header("content-type", "application/pdf")
+            .header("accept", "application/json")
             .body(b"%PDF-1.4 sandbox".to_vec())
             .send()
     };
@@ -2786,4 +2788,31 @@ async fn reset_brings_back_fresh_books_and_forgets_grants_but_keeps_the_demo_app
         .get_ok(&again, "/Contacts?searchTerm=Gone%20After%20Reset")
         .await;
     assert_eq!(found["Contacts"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test]
+async fn without_accept_json_the_accounting_api_answers_in_xml_as_xero_does() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let response = app
+        .http
+        .get(app.url("/api.xro/2.0/Invoices?pageSize=2"))
+        .bearer_auth(&who.token)
+        .header("xero-tenant-id", &who.tenant)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/xml")));
+    let xml = response.text().await.expect("xml");
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("<Response "),
+        "{xml}"
+    );
+    assert!(xml.contains("<Invoices><Invoice>") && xml.contains("<Status>OK</Status>"));
+    assert!(!xml.contains("/Date("), "dates are ISO 8601 in XML");
 }

@@ -3,7 +3,8 @@
 //! Every call goes through the same gate, in Xero's order: bearer token (401, `TokenExpired`),
 //! `xero-tenant-id` connected to the token's user and app (403), scopes broad or granular (401
 //! `insufficient_scope`), rate limits (429), injected faults, then the resource. Paths are
-//! matched case-insensitively. Responses wrap arrays in Xero's envelope with `/Date(…)/` dates;
+//! matched case-insensitively. Bodies are JSON when the client sends `Accept: application/json`
+//! and XML otherwise (Xero's default). Responses wrap arrays in Xero's envelope with `/Date(…)/` dates;
 //! every admitted call carries `X-DayLimit-Remaining`, `X-MinLimit-Remaining` and
 //! `X-AppMinLimit-Remaining` while limits are on.
 //!
@@ -19,6 +20,7 @@ pub mod reports;
 pub mod resources;
 pub mod rules;
 mod subresources;
+mod xml;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -252,11 +254,52 @@ async fn dispatch(
         bearer,
         now,
     };
+    let wants_json = call
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("json"));
     let response = match handle(&call, &target) {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     };
+    let response = if wants_json {
+        response
+    } else {
+        as_xml(response).await
+    };
     with_limits(response, permit.remaining)
+}
+
+/// Xero answers in XML unless the client asks for JSON: success and validation bodies are
+/// re-rendered; authentication problems stay JSON, as Xero's do.
+async fn as_xml(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    let status = response.status();
+    if !is_json || !(status.is_success() || status == StatusCode::BAD_REQUEST) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "response body unreadable",
+        )
+            .into_response();
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(xml::render(&value)))
 }
 
 fn connected_tenant(
