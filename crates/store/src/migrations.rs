@@ -110,6 +110,38 @@ CREATE TABLE leases (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        name: "workflows",
+        sql: r#"
+CREATE TABLE workflows (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    definition TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE executions (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    trigger_data TEXT NOT NULL,
+    run_data TEXT,
+    error TEXT,
+    retry_of TEXT,
+    claimed_by TEXT,
+    heartbeat_at BIGINT,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    finished_at BIGINT
+);
+CREATE INDEX executions_queue ON executions (status, created_at);
+CREATE INDEX executions_workflow ON executions (workflow_id, created_at);
+"#,
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -48,6 +48,9 @@ store_suite!(
     tenants_accumulate_across_consents,
     a_lease_has_one_holder_until_it_expires,
     rotation_covers_tokens_and_states,
+    workflows_are_stored_versioned_and_activated,
+    each_queued_execution_is_claimed_by_exactly_one_worker,
+    stale_executions_are_requeued_or_marked_crashed_never_lost,
 );
 
 fn key() -> String {
@@ -539,4 +542,148 @@ async fn rotation_covers_tokens_and_states(db: &TestDb) {
             .expose_secret(),
         "R"
     );
+}
+
+async fn workflows_are_stored_versioned_and_activated(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let w = store
+        .create_workflow("Invoices to Slack", r#"{"nodes":[]}"#)
+        .await
+        .unwrap();
+    assert!(!w.active);
+    let w2 = store
+        .update_workflow(&w.id, "Invoices", r#"{"nodes":[1]}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        (w2.version, w2.name.as_str(), w2.definition.as_str()),
+        (2, "Invoices", r#"{"nodes":[1]}"#)
+    );
+    store.set_workflow_active(&w.id, true).await.unwrap();
+    assert_eq!(store.active_workflows().await.unwrap().len(), 1);
+    assert_eq!(store.workflows().await.unwrap().len(), 1);
+    let e = store
+        .enqueue_execution(&w.id, "manual", "{}", None)
+        .await
+        .unwrap();
+    store.delete_workflow(&w.id).await.unwrap();
+    assert!(
+        matches!(store.execution(&e.id).await, Err(StoreError::NotFound(_))),
+        "executions go with their workflow"
+    );
+    assert!(matches!(
+        store.workflow(&w.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn each_queued_execution_is_claimed_by_exactly_one_worker(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let w = store.create_workflow("W", "{}").await.unwrap();
+    for i in 0..20 {
+        store
+            .enqueue_execution(&w.id, "manual", &format!("{{\"i\":{i}}}"), None)
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(e) = s.claim_execution(&format!("w{worker}")).await.unwrap() {
+                assert_eq!(e.status, "running");
+                assert_eq!(e.claimed_by.as_deref(), Some(format!("w{worker}").as_str()));
+                mine.push(e.id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((n, all.len()), (20, 20));
+    store
+        .finish_execution(&all[0], "succeeded", Some("{\"nodes\":{}}"), None)
+        .await
+        .unwrap();
+    let done = store.execution(&all[0]).await.unwrap();
+    assert_eq!(done.status, "succeeded");
+    assert!(done.finished_at.is_some() && done.run_data.is_some());
+    assert!(store.cancel_execution(&all[1]).await.unwrap());
+    assert!(!store.cancel_execution(&all[1]).await.unwrap());
+    // A cancelled execution stays cancelled when its worker finishes late.
+    store
+        .finish_execution(&all[1], "succeeded", None, None)
+        .await
+        .unwrap();
+    assert_eq!(store.execution(&all[1]).await.unwrap().status, "cancelled");
+    let filter = ledgerflow_store::ExecutionFilter {
+        workflow_id: Some(w.id.clone()),
+        status: Some("running".into()),
+        limit: Some(100),
+    };
+    assert_eq!(store.executions(&filter).await.unwrap().len(), 18);
+    assert_eq!(
+        store.executions(&Default::default()).await.unwrap().len(),
+        20
+    );
+    assert_eq!(
+        store
+            .prune_executions(ledgerflow_store::now_ms() + 1)
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+async fn stale_executions_are_requeued_or_marked_crashed_never_lost(db: &TestDb) {
+    let store = open(db, &key()).await;
+    let w = store.create_workflow("W", "{}").await.unwrap();
+    let a = store
+        .enqueue_execution(&w.id, "manual", "{}", None)
+        .await
+        .unwrap();
+    let b = store
+        .enqueue_execution(&w.id, "manual", "{}", None)
+        .await
+        .unwrap();
+    let a = store.claim_execution("dead-worker").await.unwrap().unwrap();
+    assert!(store
+        .heartbeat_execution(&a.id, "dead-worker", Some("{\"progress\":1}"))
+        .await
+        .unwrap());
+    assert!(!store
+        .heartbeat_execution(&a.id, "someone-else", None)
+        .await
+        .unwrap());
+    let _b = store.claim_execution("dead-worker").await.unwrap().unwrap();
+    // Nothing is stale yet.
+    assert!(store
+        .recover_stale_executions(ledgerflow_store::now_ms() - 60_000, true)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = ledgerflow_store::now_ms() + 1;
+    let requeued = store.recover_stale_executions(later, true).await.unwrap();
+    assert_eq!(requeued.len(), 2);
+    let again = store.claim_execution("new-worker").await.unwrap().unwrap();
+    assert_eq!(
+        again.run_data.as_deref(),
+        Some("{\"progress\":1}"),
+        "saved progress survives for resuming"
+    );
+    let crashed = store
+        .recover_stale_executions(ledgerflow_store::now_ms() + 1, false)
+        .await
+        .unwrap();
+    assert_eq!(crashed, vec![again.id.clone()]);
+    let e = store.execution(&again.id).await.unwrap();
+    assert_eq!(e.status, "crashed");
+    assert!(e.error.unwrap().contains("stopped"));
+    let _ = b;
 }
