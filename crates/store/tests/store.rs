@@ -644,14 +644,12 @@ async fn each_queued_execution_is_claimed_by_exactly_one_worker(db: &TestDb) {
 async fn stale_executions_are_requeued_or_marked_crashed_never_lost(db: &TestDb) {
     let store = open(db, &key()).await;
     let w = store.create_workflow("W", "{}").await.unwrap();
-    let a = store
-        .enqueue_execution(&w.id, "manual", "{}", None)
-        .await
-        .unwrap();
-    let b = store
-        .enqueue_execution(&w.id, "manual", "{}", None)
-        .await
-        .unwrap();
+    for _ in 0..2 {
+        store
+            .enqueue_execution(&w.id, "manual", "{}", None)
+            .await
+            .unwrap();
+    }
     let a = store.claim_execution("dead-worker").await.unwrap().unwrap();
     assert!(store
         .heartbeat_execution(&a.id, "dead-worker", Some("{\"progress\":1}"))
@@ -685,5 +683,4 @@ async fn stale_executions_are_requeued_or_marked_crashed_never_lost(db: &TestDb)
     let e = store.execution(&again.id).await.unwrap();
     assert_eq!(e.status, "crashed");
     assert!(e.error.unwrap().contains("stopped"));
-    let _ = b;
 }
