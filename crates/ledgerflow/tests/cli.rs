@@ -491,6 +491,15 @@ async fn serve_on_postgresql_keeps_credentials_across_restarts() {
     db.drop_db().await;
 }
 
+async fn field_value(browser: &webdriver::Browser, css: &str) -> String {
+    browser
+        .property(css, "value")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -539,6 +548,19 @@ async fn a_person_connects_xero_in_a_real_browser_through_the_sandbox_portal() {
     );
     browser.click("#pick-xeroOAuth2Api").await;
     assert!(browser.source().await.contains("Sandbox mode"));
+    // Choosing broad scopes (apps from before March 2026) swaps the default scope list; back to
+    // granular for this new app.
+    assert!(field_value(&browser, "#f-scope")
+        .await
+        .contains("accounting.invoices"));
+    browser.click("#f-scopeMode option[value=broad]").await;
+    assert!(field_value(&browser, "#f-scope")
+        .await
+        .contains("accounting.transactions"));
+    browser.click("#f-scopeMode option[value=granular]").await;
+    assert!(!field_value(&browser, "#f-scope")
+        .await
+        .contains("accounting.transactions"));
     // 3. Copy URL really copies the OAuth Redirect URL to the clipboard.
     browser.click("#copy-redirect-url").await;
     let clipboard = browser

@@ -24,7 +24,11 @@ async fn connected_credential(state: &AppState, sandbox: &str) -> String {
         .json()
         .await
         .unwrap();
-    let owner = state.store.create_owner("bench@example.com", "x").await.unwrap();
+    let owner = state
+        .store
+        .create_owner("bench@example.com", "x")
+        .await
+        .unwrap();
     let obj = |v: Value| -> Map<String, Value> { v.as_object().unwrap().clone() };
     let cred = state
         .store
@@ -51,7 +55,9 @@ async fn connected_credential(state: &AppState, sandbox: &str) -> String {
         state: q.get("state").cloned(),
         ..Default::default()
     };
-    connect::finish(state, &query, Some(&owner.id)).await.unwrap();
+    connect::finish(state, &query, Some(&owner.id))
+        .await
+        .unwrap();
     cred.id
 }
 
@@ -97,7 +103,11 @@ async fn main() {
         lat.push(t.elapsed());
     }
     lat.sort();
-    println!("token hand-out, fresh token ({n} calls): p50 {:.2} µs, p99 {:.2} µs", pct(&lat, 0.5), pct(&lat, 0.99));
+    println!(
+        "token hand-out, fresh token ({n} calls): p50 {:.2} µs, p99 {:.2} µs",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
 
     // 200 concurrent callers.
     let per = 2_000;
@@ -129,7 +139,9 @@ async fn main() {
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let (tokens, cred) = (state.tokens.clone(), cred.clone());
-        tasks.push(tokio::spawn(async move { tokens.access_token(&cred).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            tokens.access_token(&cred).await.unwrap()
+        }));
     }
     for t in tasks {
         t.await.unwrap();

@@ -241,12 +241,34 @@ fn form_page(
         } else {
             "Connect"
         };
+        let scope_defaults = format!(
+            r#"<script>
+(function () {{
+  var modes = {{granular: {granular}, broad: {broad}}};
+  var mode = document.getElementById('f-scopeMode'), scope = document.getElementById('f-scope');
+  if (!mode || !scope) return;
+  mode.addEventListener('change', function () {{
+    var current = scope.value.trim();
+    // Only replace a default list; never a list the person edited.
+    if (!current || current === modes.granular || current === modes.broad) scope.value = modes[mode.value];
+  }});
+}})();
+</script>"#,
+            granular = serde_json::to_string(&ledgerflow_xero::default_scopes(
+                ledgerflow_xero::ScopeMode::Granular
+            ))
+            .unwrap_or_default(),
+            broad = serde_json::to_string(&ledgerflow_xero::default_scopes(
+                ledgerflow_xero::ScopeMode::Broad
+            ))
+            .unwrap_or_default(),
+        );
         let form = format!(
             r#"{common}
 {fields}
 <div class="actions"><button class="btn" type="submit" name="action" value="connect" id="connect">{connect_label}</button>
 <button class="btn secondary" type="submit" name="action" value="save" id="save">Save without connecting</button>
-<a class="btn link" href="/credentials">Cancel</a></div></form>"#
+<a class="btn link" href="/credentials">Cancel</a></div></form>{scope_defaults}"#
         );
         if existing.is_some() {
             // Embedded in the credential's own page, which shows the set-up card itself.

@@ -1516,13 +1516,33 @@ async fn the_sweep_refreshes_idle_credentials_and_the_redirect_url_ignores_the_h
     let cred = connected(&fx).await;
     let before = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
     // Nothing is idle for a week yet.
-    assert_eq!(fx.app.state.tokens.sweep(std::time::Duration::from_secs(7 * 86_400)).await, (0, 0));
+    assert_eq!(
+        fx.app
+            .state
+            .tokens
+            .sweep(std::time::Duration::from_secs(7 * 86_400))
+            .await,
+        (0, 0)
+    );
     // Everything is idle for "no time at all": refreshed although its access token is fresh.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    assert_eq!(fx.app.state.tokens.sweep(std::time::Duration::ZERO).await, (1, 0));
+    assert_eq!(
+        fx.app.state.tokens.sweep(std::time::Duration::ZERO).await,
+        (1, 0)
+    );
     let after = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
-    assert_ne!(before.refresh_token.unwrap().expose_secret(), after.refresh_token.unwrap().expose_secret());
-    assert!(fx.app.store.oauth_status(&cred).await.unwrap().refreshed_at.is_some());
+    assert_ne!(
+        before.refresh_token.unwrap().expose_secret(),
+        after.refresh_token.unwrap().expose_secret()
+    );
+    assert!(fx
+        .app
+        .store
+        .oauth_status(&cred)
+        .await
+        .unwrap()
+        .refreshed_at
+        .is_some());
 
     // A forged Host header changes nothing: redirect URLs come from the configured public URL.
     let v: Value = fx
