@@ -516,6 +516,74 @@ fn bank_lines(
     }
 }
 
+/// Quotes to customers and purchase orders to suppliers, in every status.
+fn orders(
+    ledger: &mut Ledger,
+    rng: &mut StdRng,
+    parties: &(Vec<String>, Vec<String>),
+    now: DateTime<Utc>,
+) {
+    if parties.0.is_empty() || parties.1.is_empty() {
+        return;
+    }
+    let today = now.date_naive();
+    let quote_steps: &[&[&str]] = &[
+        &["DRAFT"],
+        &["SENT"],
+        &["SENT", "ACCEPTED"],
+        &["SENT", "DECLINED"],
+        &["SENT", "ACCEPTED", "INVOICED"],
+    ];
+    let order_steps: &[&[&str]] = &[
+        &["DRAFT"],
+        &["SUBMITTED"],
+        &["AUTHORISED"],
+        &["AUTHORISED", "BILLED"],
+    ];
+    for (collection, steps, parties, count) in [
+        ("Quotes", quote_steps, &parties.0, 15),
+        ("PurchaseOrders", order_steps, &parties.1, 10),
+    ] {
+        for i in 0..count {
+            let day = today - Duration::days(rng.gen_range(0..120));
+            let at = Utc.from_utc_datetime(&day.and_hms_opt(10, 0, 0).unwrap_or_default());
+            let contact = &parties[rng.gen_range(0..parties.len())];
+            let path = steps[i % steps.len()];
+            let (code, _, sale, purchase) = ITEMS[rng.gen_range(0..ITEMS.len())];
+            let line = if collection == "Quotes" {
+                json!({"ItemCode": code, "Quantity": rng.gen_range(1..=10)})
+            } else {
+                json!({"Description": "Stock order", "Quantity": rng.gen_range(5..=50), "UnitAmount": if purchase > 0.0 { purchase } else { sale / 2.0 }, "AccountCode": "300", "TaxType": "INPUT2"})
+            };
+            let mut input = json!({"Contact": {"ContactID": contact}, "Date": day.format("%Y-%m-%d").to_string(),
+                "Status": path[0], "LineItems": [line]});
+            if collection == "Quotes" {
+                input["ExpiryDate"] =
+                    json!((day + Duration::days(30)).format("%Y-%m-%d").to_string());
+                input["Title"] = json!("Services proposal");
+            } else {
+                input["DeliveryDate"] =
+                    json!((day + Duration::days(14)).format("%Y-%m-%d").to_string());
+            }
+            let Some(mut record) = create(ledger, collection, None, &input, at) else {
+                continue;
+            };
+            for status in &path[1..] {
+                match create(
+                    ledger,
+                    collection,
+                    Some(&record),
+                    &json!({"Status": status}),
+                    at,
+                ) {
+                    Some(next) => record = next,
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
 /// Builds one organisation's demo books.
 pub fn demo_ledger(spec: &SeedSpec<'_>, now: DateTime<Utc>) -> Ledger {
     let mut ledger = Ledger::new(spec.tenant_id, organisation(spec, now));
@@ -524,6 +592,7 @@ pub fn demo_ledger(spec: &SeedSpec<'_>, now: DateTime<Utc>) -> Ledger {
     let parties = contacts(&mut ledger, &mut rng, spec.contacts, now);
     documents(&mut ledger, &mut rng, spec.invoices, &parties, now);
     bank_lines(&mut ledger, &mut rng, &parties, now);
+    orders(&mut ledger, &mut rng, &parties, now);
     ledger
 }
 

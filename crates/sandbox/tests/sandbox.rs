@@ -1813,11 +1813,11 @@ async fn documented_but_unemulated_paths_answer_501_and_unknown_paths_404() {
             "offline_access accounting.invoices accounting.settings accounting.reports.aged.read",
         )
         .await;
-    let (status, body) = app.api(&who, M::GET, "/Quotes", None).await;
+    let (status, body) = app.api(&who, M::GET, "/Receipts", None).await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
     assert!(body["Detail"]
         .as_str()
-        .is_some_and(|d| d.contains("Quotes")));
+        .is_some_and(|d| d.contains("Receipts")));
     assert_eq!(
         app.api(&who, M::GET, "/Reports/AgedReceivablesByContact", None)
             .await
@@ -2261,6 +2261,14 @@ const SPEC_OMISSIONS: &[(&str, &str)] = &[
     ("*.ProviderName", "the response envelope is not described"),
     ("*.DateTimeUTC", "the response envelope is not described"),
     (
+        "PurchaseOrder.DateString",
+        "Xero sends DateString next to Date",
+    ),
+    (
+        "PurchaseOrder.DeliveryDateString",
+        "Xero sends DeliveryDateString next to DeliveryDate",
+    ),
+    (
         "BankTransaction.DateString",
         "Xero sends DateString next to Date",
     ),
@@ -2426,6 +2434,8 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
         ("/Organisation", "Organisations"),
         ("/BankTransactions?pageSize=30", "BankTransactions"),
         ("/ManualJournals", "ManualJournals"),
+        ("/Quotes", "Quotes"),
+        ("/PurchaseOrders", "PurchaseOrders"),
         ("/Reports/ProfitAndLoss", "ReportWithRows"),
         ("/Reports/BalanceSheet", "ReportWithRows"),
         ("/Reports/TrialBalance", "ReportWithRows"),
@@ -2815,4 +2825,88 @@ async fn without_accept_json_the_accounting_api_answers_in_xml_as_xero_does() {
     );
     assert!(xml.contains("<Invoices><Invoice>") && xml.contains("<Status>OK</Status>"));
     assert!(!xml.contains("/Date("), "dates are ISO 8601 in XML");
+}
+
+#[tokio::test]
+async fn quotes_and_purchase_orders_follow_their_status_rules() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let seeded = app.get_ok(&who, "/Quotes?Statuses=ACCEPTED").await;
+    assert!(
+        seeded["Quotes"].as_array().is_some_and(|q| !q.is_empty()),
+        "seeded quotes in every status"
+    );
+    let (status, quote) = app
+        .api(&who, M::PUT, "/Quotes", Some(json!({"Contact": {"Name": "Quote Customer"}, "Title": "Website", "ExpiryDate": "2030-01-31",
+            "LineItems": [{"ItemCode": "DevD", "Quantity": 3}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{quote}");
+    let quote = first(&quote, "Quotes");
+    assert_eq!(
+        (
+            quote["Status"].as_str(),
+            quote["SubTotal"].as_f64(),
+            quote["TotalTax"].as_f64()
+        ),
+        (Some("DRAFT"), Some(1950.0), Some(292.5))
+    );
+    assert!(quote["QuoteNumber"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("QU-")));
+    let id = quote["QuoteID"].as_str().expect("id").to_owned();
+    let (status, _) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Quotes/{id}"),
+            Some(json!({"Status": "ACCEPTED"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a draft must be sent before it is accepted"
+    );
+    for next in ["SENT", "ACCEPTED"] {
+        let (status, body) = app
+            .api(
+                &who,
+                M::POST,
+                &format!("/Quotes/{id}"),
+                Some(json!({"Status": next})),
+            )
+            .await;
+        assert_eq!(
+            (status, first(&body, "Quotes")["Status"].clone()),
+            (StatusCode::OK, json!(next))
+        );
+    }
+    let (status, order) = app
+        .api(&who, M::PUT, "/PurchaseOrders", Some(json!({"Contact": {"Name": "Widget Supplier"}, "Status": "AUTHORISED", "DeliveryDate": "2030-02-01",
+            "LineItems": [{"Description": "Widgets", "Quantity": 10, "UnitAmount": 4.5, "AccountCode": "300", "TaxType": "INPUT2"}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    let order = first(&order, "PurchaseOrders");
+    assert_eq!(
+        (
+            order["Total"].as_f64(),
+            order["PurchaseOrderNumber"]
+                .as_str()
+                .map(|n| n.starts_with("PO-"))
+        ),
+        (Some(51.75), Some(true))
+    );
+    let id = order["PurchaseOrderID"].as_str().expect("id");
+    let (status, billed) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/PurchaseOrders/{id}"),
+            Some(json!({"Status": "BILLED"})),
+        )
+        .await;
+    assert_eq!(
+        (status, first(&billed, "PurchaseOrders")["Status"].clone()),
+        (StatusCode::OK, json!("BILLED"))
+    );
 }

@@ -914,8 +914,8 @@ mod tests {
             Some(Target::Report("ProfitAndLoss", _))
         ));
         assert!(matches!(
-            route(&segs("quotes")),
-            Some(Target::NotEmulated("Quotes", _))
+            route(&segs("receipts")),
+            Some(Target::NotEmulated("Receipts", _))
         ));
         assert!(
             route(&segs("Employees")).is_none(),

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::ledger::Tx;
 pub use super::rules::settings::ACCOUNT_TYPES;
-use super::rules::{banking, documents, fail, settings};
+use super::rules::{banking, documents, fail, orders, settings};
 pub use super::rules::{Errors, WriteCtx};
 use crate::scopes::Access;
 
@@ -24,6 +24,8 @@ pub enum Kind {
     TrackingCategory,
     BankTransaction,
     ManualJournal,
+    Quote,
+    PurchaseOrder,
     /// Listed and fetched only.
     ReadOnly,
 }
@@ -196,6 +198,28 @@ pub const RESOURCES: &[Resource] = &[
             Kind::ManualJournal,
         )
     },
+    Resource {
+        number_field: Some("QuoteNumber"),
+        status_field: Some("Status"),
+        search: &["QuoteNumber", "Reference", "Title"],
+        history: true,
+        attachments: true,
+        ..resource("Quotes", "QuoteID", INVOICES, Kind::Quote)
+    },
+    Resource {
+        number_field: Some("PurchaseOrderNumber"),
+        status_field: Some("Status"),
+        paged: true,
+        search: &["PurchaseOrderNumber", "Reference"],
+        history: true,
+        attachments: true,
+        ..resource(
+            "PurchaseOrders",
+            "PurchaseOrderID",
+            INVOICES,
+            Kind::PurchaseOrder,
+        )
+    },
 ];
 
 /// Documented Xero resources the sandbox does not emulate: answered with 501 after the usual
@@ -218,8 +242,6 @@ pub const NOT_EMULATED: &[(&str, Access)] = &[
     ("Overpayments", PAYMENTS),
     ("PaymentServices", PAYMENTS),
     ("Prepayments", PAYMENTS),
-    ("PurchaseOrders", INVOICES),
-    ("Quotes", INVOICES),
     ("Receipts", INVOICES),
     ("RepeatingInvoices", INVOICES),
     ("Setup", SETTINGS),
@@ -254,6 +276,8 @@ pub fn apply(
         Kind::TrackingCategory => settings::tracking_category(tx, existing, input, ctx),
         Kind::BankTransaction => banking::bank_transaction(tx, existing, input, ctx),
         Kind::ManualJournal => banking::manual_journal(tx, existing, input, ctx),
+        Kind::Quote => orders::order(&orders::QUOTE, tx, existing, input, ctx),
+        Kind::PurchaseOrder => orders::order(&orders::PURCHASE_ORDER, tx, existing, input, ctx),
         Kind::ReadOnly => fail(format!(
             "{} cannot be changed through the API",
             resource.name

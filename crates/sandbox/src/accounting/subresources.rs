@@ -298,7 +298,9 @@ pub(super) fn attachments(
             list.push(attachment);
             let mut updated = record;
             if let Some(map) = updated.as_object_mut() {
-                map.insert("HasAttachments".into(), json!(true));
+                if map.contains_key("HasAttachments") {
+                    map.insert("HasAttachments".into(), json!(true));
+                }
             }
             ledger.upsert(resource.name, &id, updated);
             Ok(Json(envelope(

@@ -1,10 +1,11 @@
 //! Write rules: how one request element becomes a stored record, with Xero's semantics and
 //! validation messages. This module holds what the rules share (line pricing, contact
-//! resolution, lookups); `settings`, `documents` and `banking` hold the rules per kind.
+//! resolution, lookups); `settings`, `documents`, `orders` and `banking` hold the rules per kind.
 //! Rules read and stage through [`Tx`], so a failing element changes nothing.
 
 pub mod banking;
 pub mod documents;
+pub mod orders;
 pub mod settings;
 
 use chrono::{DateTime, Utc};
