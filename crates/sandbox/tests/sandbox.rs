@@ -1053,8 +1053,13 @@ impl TestApp {
             .http
             .request(method, self.url(&format!("/api.xro/2.0{path}")))
             .bearer_auth(&who.token)
-            .header("xero-tenant-id", &who.tenant)
-            .header("accept", "application/json");
+            .header("xero-tenant-id", &who.tenant);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            request = request.header("accept", "application/json");
+        }
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -2909,4 +2914,30 @@ async fn quotes_and_purchase_orders_follow_their_status_rules() {
         (status, first(&billed, "PurchaseOrders")["Status"].clone()),
         (StatusCode::OK, json!("BILLED"))
     );
+}
+
+#[tokio::test]
+async fn invoices_render_as_pdf_by_accept_header_or_pdf_path() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let id = authorised_invoice(&app, &who, 99.5).await;
+    for (path, accept) in [
+        (format!("/Invoices/{id}"), "application/pdf"),
+        (format!("/Invoices/{id}/pdf"), "application/json"),
+    ] {
+        let response = app
+            .api_raw(&who, M::GET, &path, None, &[("accept", accept)])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/pdf")
+        );
+        let bytes = response.bytes().await.expect("pdf");
+        assert!(bytes.starts_with(b"%PDF-1.4"));
+        assert!(String::from_utf8_lossy(&bytes).contains("99.50"));
+    }
 }

@@ -15,6 +15,7 @@
 
 pub mod ledger;
 pub mod model;
+mod pdf;
 pub mod query;
 pub mod reports;
 pub mod resources;
@@ -376,13 +377,14 @@ pub fn envelope(provider: &str, now: DateTime<Utc>, key: &str, items: Value) -> 
 }
 
 fn handle(call: &Call<'_>, target: &Target) -> Result<Response, Problem> {
-    if call
+    let wants_pdf = call
         .headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/pdf"))
-    {
-        return Err(Problem::NotImplemented("PDF documents".into()));
+        .is_some_and(|a| a.contains("application/pdf"));
+    let pdf_path = call.segments.len() == 3 && call.segments[2].eq_ignore_ascii_case("pdf");
+    if wants_pdf || pdf_path {
+        return document_pdf(call, target);
     }
     match target {
         Target::Resource(resource) => handle_resource(call, resource),
@@ -425,6 +427,43 @@ fn handle(call: &Call<'_>, target: &Target) -> Result<Response, Problem> {
             call.segments.join("/")
         ))),
     }
+}
+
+/// Titles of the documents Xero renders as PDF.
+const PDF_TITLES: &[(&str, &str)] = &[
+    ("Invoices", "Invoice"),
+    ("CreditNotes", "Credit Note"),
+    ("Quotes", "Quote"),
+    ("PurchaseOrders", "Purchase Order"),
+];
+
+fn document_pdf(call: &Call<'_>, target: &Target) -> Result<Response, Problem> {
+    let Target::Resource(resource) = target else {
+        return Err(Problem::NotImplemented("PDF for this resource".into()));
+    };
+    let Some((_, title)) = PDF_TITLES.iter().find(|(n, _)| *n == resource.name) else {
+        return Err(Problem::NotImplemented(format!(
+            "PDF for {}",
+            resource.name
+        )));
+    };
+    if call.method != Method::GET || call.segments.len() < 2 {
+        return Err(Problem::BadRequest(format!(
+            "PDFs are available for one {} at a time: GET {}/{{id}}",
+            title.to_lowercase(),
+            resource.name
+        )));
+    }
+    let ledger = lock(&call.ledger);
+    let record = lookup(&ledger, resource, &call.segments[1]).ok_or(Problem::NotFound)?;
+    let title = if get_str(record, "Type") == Some("ACCREC") {
+        "Tax Invoice"
+    } else {
+        title
+    };
+    let number_field = resource.number_field.unwrap_or(resource.id_field);
+    let bytes = pdf::render(title, record, number_field);
+    Ok(([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response())
 }
 
 fn handle_resource(call: &Call<'_>, resource: &'static Resource) -> Result<Response, Problem> {
