@@ -134,6 +134,11 @@ static XERO_OAUTH2_API: CredentialType = CredentialType {
             ..field("scope", "Scopes", false, false)
         },
         FieldSpec {
+            description:
+                "Optional: from your app's Webhooks page; needed to receive Xero webhooks.",
+            ..field("webhookKey", "Webhook key", true, false)
+        },
+        FieldSpec {
             default: Some("production"),
             description: "Real Xero, or the Xero sandbox built into Ledgerflow (serve --sandbox).",
             options: &["production", "sandbox"],

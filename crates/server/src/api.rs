@@ -140,6 +140,12 @@ pub async fn credential_view(state: &AppState, id: &str) -> ApiResult<Value> {
         conn["organisations"] = json!(state.store.tenants(id).await?);
         conn["redirectUrl"] = json!(connect::redirect_url(&state.config));
         v["connection"] = conn;
+        let health = state.store.webhook_health(id).await?;
+        let mut hooks = json!(health);
+        hooks["deliveryUrl"] = json!(crate::webhooks::delivery_url(&state.config, id));
+        hooks["keySet"] = json!(cred.secret_fields_set.iter().any(|f| f == "webhookKey"));
+        hooks["intentToReceivePassed"] = json!(health.intent_passed());
+        v["webhooks"] = hooks;
     }
     Ok(v)
 }

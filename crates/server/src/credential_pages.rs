@@ -601,6 +601,7 @@ async fn detail_body(
             "Reconnect"
         };
         let fmt_opt = |v: Option<i64>| v.map(when).unwrap_or_else(|| "—".into());
+        let health = state.store.webhook_health(&c.id).await?;
         body.push_str(&format!(
             r#"<div class="grid"><div><section class="card"><h2>Organisations</h2>{orgs}
 <div class="actions"><form method="post" action="/credentials/{id}/connect">{csrf}<button class="btn" id="reconnect" type="submit">{connect_label}</button></form>
@@ -614,6 +615,16 @@ async fn detail_body(
 <dt>Last refresh</dt><dd>{refreshed}</dd>
 <dt>Last error</dt><dd>{last_error}</dd></dl></section>
 <section class="card">{setup}</section>
+<section class="card" id="webhooks"><h2>Xero webhooks</h2>{webhook_url}
+<p class="hint">In the Xero app's <strong>Webhooks</strong> settings, paste this as the delivery URL and copy the app's <strong>Webhook key</strong> into Settings here. Xero then checks the URL (“intent to receive”).</p>
+<dl class="kv"><dt>Webhook key</dt><dd>{key_state}</dd><dt>Intent to receive</dt><dd id="intent-status">{intent}</dd>
+<dt>Last delivery</dt><dd>{last_delivery}</dd><dt>Deliveries</dt><dd>{deliveries} ({events} events, {duplicates} duplicates)</dd>
+<dt>Refused signatures</dt><dd>{bad}</dd></dl></section>
+<section class="card" id="webhooks"><h2>Xero webhooks</h2>{webhook_url}
+<p class="hint">In the Xero app's <strong>Webhooks</strong> settings, paste this as the delivery URL and copy the app's <strong>Webhook key</strong> into Settings here. Xero then checks the URL (“intent to receive”).</p>
+<dl class="kv"><dt>Webhook key</dt><dd>{key_state}</dd><dt>Intent to receive</dt><dd id="intent-status">{intent}</dd>
+<dt>Last delivery</dt><dd>{last_delivery}</dd><dt>Deliveries</dt><dd>{deliveries} ({events} events, {duplicates} duplicates)</dd>
+<dt>Refused signatures</dt><dd>{bad}</dd></dl></section>
 <section class="card"><h2>Delete</h2><p class="hint">Revokes the connection at Xero, then deletes the credential.</p>
 <form method="post" action="/credentials/{id}/delete" onsubmit="return confirm('Delete this credential?')">{csrf}<button class="btn secondary" type="submit" id="delete">Delete credential</button></form></section></div></div>{COPY_SCRIPT}"#,
             id = esc(&c.id),
@@ -639,6 +650,29 @@ async fn detail_body(
                 .map(|t| form_page(state, p, t, Some(c), &HashMap::new(), ""))
                 .unwrap_or_default(),
             setup = setup_card(state, "Save and reconnect"),
+            webhook_url = copy_field(
+                "webhook-url",
+                "Webhook delivery URL",
+                &crate::webhooks::delivery_url(&state.config, &c.id),
+                "Copy URL"
+            ),
+            key_state = if c.secret_fields_set.iter().any(|f| f == "webhookKey") {
+                "Set"
+            } else {
+                "Not set — webhooks are refused until it is"
+            },
+            intent = if health.intent_passed() {
+                format!("Passed ({})", fmt_opt(health.intent_probe_at))
+            } else if health.intent_probe_at.is_some() {
+                "Answered the signed probe; waiting for the wrongly signed one".to_string()
+            } else {
+                "Not yet checked by Xero".to_string()
+            },
+            last_delivery = fmt_opt(health.last_delivery_at),
+            deliveries = health.deliveries,
+            events = health.events,
+            duplicates = health.duplicates,
+            bad = health.bad_signatures,
         ));
     } else {
         let fields: String = c

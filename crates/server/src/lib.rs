@@ -17,6 +17,7 @@ pub mod html;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// Outgoing HTTP (providers, Xero); one pool for the process.
     pub http: reqwest::Client,
     pub tokens: Arc<Tokens>,
+    /// Woken when webhook events are stored, so they are routed without polling delay.
+    pub webhook_events: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             http,
             tokens,
+            webhook_events: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
@@ -110,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(pages::root))
         .route("/healthz", get(healthz))
         .route(connect::CALLBACK_PATH, get(credential_pages::callback))
+        .route(webhooks::XERO_PATH, post(webhooks::xero_ingress))
         .route("/setup", get(pages::setup_form).post(pages::setup_submit))
         .route(
             "/signin",

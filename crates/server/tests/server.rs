@@ -1561,3 +1561,185 @@ async fn the_sweep_refreshes_idle_credentials_and_the_redirect_url_ignores_the_h
     assert_eq!(v["redirectUrl"], fx.callback());
     assert!(!v["authorizeUrl"].as_str().unwrap().contains("evil"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_xero_webhooks_are_stored_once_and_bad_signatures_refused() {
+    let fx = XeroFixture::new(|c| {
+        c.auto_approve = true;
+        c.webhook_batch_delay = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let cred = connected(&fx).await;
+    let client_id = fx.app.store.get_credential(&cred).await.unwrap().data["clientId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let delivery = fx.view(&cred).await["webhooks"]["deliveryUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(delivery, fx.app.url(&format!("/webhooks/xero/{cred}")));
+    let hook: Value = fx
+        .app
+        .http
+        .put(fx.sandbox_url(&format!("/_sandbox/apps/{client_id}/webhook")))
+        .json(&json!({"url": delivery}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = hook["key"].as_str().unwrap().to_string();
+
+    // Without the key stored, deliveries are refused.
+    let resp = fx.app.http.post(&delivery).body("{}").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = fx
+        .app
+        .http
+        .patch(fx.app.url(&format!("/api/v1/credentials/{cred}")))
+        .headers(fx.auth.clone())
+        .json(&json!({"data": {"webhookKey": key}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Xero's intent-to-receive check passes, with no workflow listening.
+    let report: Value = fx
+        .app
+        .http
+        .post(fx.sandbox_url(&format!("/_sandbox/apps/{client_id}/webhook/intent")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    let v = fx.view(&cred).await;
+    assert_eq!(v["webhooks"]["intentToReceivePassed"], true, "{v}");
+
+    // An invoice created in Xero arrives as a signed event, stored once.
+    let token = fx.app.state.tokens.access_token(&cred).await.unwrap();
+    let tenant = fx.app.store.tenants(&cred).await.unwrap()[0]
+        .tenant_id
+        .clone();
+    let contacts: Value = fx
+        .app
+        .http
+        .get(fx.sandbox_url("/api.xro/2.0/Contacts"))
+        .bearer_auth(token.token.expose_secret())
+        .header("xero-tenant-id", &tenant)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contact = contacts["Contacts"][0]["ContactID"].as_str().unwrap();
+    let resp = fx
+        .app
+        .http
+        .put(fx.sandbox_url("/api.xro/2.0/Invoices"))
+        .bearer_auth(token.token.expose_secret())
+        .header("xero-tenant-id", &tenant)
+        .header("accept", "application/json")
+        .json(&json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": contact}, "LineItems": [{"Description": "Consulting", "Quantity": 1, "UnitAmount": 100, "AccountCode": "200"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let events = loop {
+        let pending = fx.app.store.pending_webhook_events(100).await.unwrap();
+        if pending.iter().any(|e| e.event_category == "INVOICE") {
+            break pending;
+        }
+        assert!(std::time::Instant::now() < deadline, "no webhook arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let invoice_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_category == "INVOICE")
+        .collect();
+    assert_eq!(invoice_events.len(), 1);
+    assert_eq!(invoice_events[0].event_type, "CREATE");
+    assert_eq!(invoice_events[0].tenant_id, tenant);
+
+    // The same delivery again (Xero duplicates happen): nothing new.
+    let event: Value = serde_json::from_str(&invoice_events[0].payload).unwrap();
+    let body = json!({"events": [event], "firstEventSequence": 7, "lastEventSequence": 7, "entropy": "AGAIN"}).to_string();
+    let sig = {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let resp = fx
+        .app
+        .http
+        .post(&delivery)
+        .header("x-xero-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().is_empty());
+    let again = fx.app.store.pending_webhook_events(100).await.unwrap();
+    assert_eq!(again.len(), events.len());
+    assert!(
+        fx.view(&cred).await["webhooks"]["duplicates"]
+            .as_i64()
+            .unwrap()
+            >= 1
+    );
+
+    // A wrong signature: 401, nothing stored.
+    let before = fx
+        .app
+        .store
+        .pending_webhook_events(100)
+        .await
+        .unwrap()
+        .len();
+    let forged = r#"{"events":[{"resourceUrl":"x","resourceId":"y","eventDateUtc":"2026-01-01T00:00:00","eventType":"CREATE","eventCategory":"INVOICE","tenantId":"t","tenantType":"ORGANISATION"}],"firstEventSequence":1,"lastEventSequence":1,"entropy":"e"}"#;
+    let resp = fx
+        .app
+        .http
+        .post(&delivery)
+        .header("x-xero-signature", "AAAA")
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        fx.app
+            .store
+            .pending_webhook_events(100)
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+    let html = fx
+        .app
+        .http
+        .get(fx.app.url(&format!("/credentials/{cred}")))
+        .header(COOKIE, &fx.session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Webhook delivery URL") && html.contains("Passed"),
+        "health is shown"
+    );
+}

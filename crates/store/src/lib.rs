@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod testing;
 pub mod users;
 pub mod vault;
+pub mod webhooks;
 pub mod workflows;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ pub use credentials::{Credential, CredentialPatch, NewCredential, SecretFields};
 pub use oauth::{OAuthStatus, PendingAuthorization, StateCheck, Tenant, TokenRecord};
 pub use users::{ApiKey, User};
 pub use vault::{KeySource, Keyring, VaultError};
+pub use webhooks::{WebhookEvent, WebhookHealth};
 pub use workflows::{ExecutionFilter, ExecutionRecord, WorkflowRecord};
 
 /// Which database engine a store runs on.

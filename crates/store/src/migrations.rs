@@ -142,6 +142,37 @@ CREATE INDEX executions_queue ON executions (status, created_at);
 CREATE INDEX executions_workflow ON executions (workflow_id, created_at);
 "#,
     },
+    Migration {
+        version: 4,
+        name: "xero webhooks",
+        sql: r#"
+CREATE TABLE webhook_events (
+    id TEXT PRIMARY KEY,
+    credential_id TEXT NOT NULL REFERENCES credentials (id) ON DELETE CASCADE,
+    tenant_id TEXT NOT NULL,
+    event_category TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    resource_url TEXT NOT NULL,
+    event_date TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    processed_at BIGINT
+);
+CREATE INDEX webhook_events_pending ON webhook_events (status, received_at);
+CREATE TABLE webhook_health (
+    credential_id TEXT PRIMARY KEY REFERENCES credentials (id) ON DELETE CASCADE,
+    deliveries BIGINT NOT NULL,
+    events BIGINT NOT NULL,
+    duplicates BIGINT NOT NULL,
+    bad_signatures BIGINT NOT NULL,
+    last_delivery_at BIGINT,
+    last_bad_signature_at BIGINT,
+    intent_probe_at BIGINT
+);
+"#,
+    },
 ];
 
 /// The newest schema version this binary knows.
