@@ -490,7 +490,7 @@ fn documents(
     }
 }
 
-/// Monthly bank fees and interest, as bank transactions on the business account.
+/// Monthly bank fees and interest as bank transactions, and a savings sweep every few months.
 fn bank_lines(
     ledger: &mut Ledger,
     rng: &mut StdRng,
@@ -513,6 +513,11 @@ fn bank_lines(
             "Date": day.format("%Y-%m-%d").to_string(), "LineAmountTypes": "NoTax", "Reference": "Interest",
             "LineItems": [{"Description": "Interest earned", "UnitAmount": interest, "AccountCode": "270", "TaxType": "NONE"}]});
         create(ledger, "BankTransactions", None, &credit, at);
+        if month % 4 == 0 {
+            let sweep = json!({"FromBankAccount": {"Code": "090"}, "ToBankAccount": {"Code": "091"},
+                "Amount": 1000.0, "Date": day.format("%Y-%m-%d").to_string(), "Reference": "Savings sweep"});
+            create(ledger, "BankTransfers", None, &sweep, at);
+        }
     }
 }
 

@@ -2440,6 +2440,8 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
         ("/BankTransactions?pageSize=30", "BankTransactions"),
         ("/ManualJournals", "ManualJournals"),
         ("/Quotes", "Quotes"),
+        ("/ContactGroups", "ContactGroups"),
+        ("/BankTransfers", "BankTransfers"),
         ("/PurchaseOrders", "PurchaseOrders"),
         ("/Reports/ProfitAndLoss", "ReportWithRows"),
         ("/Reports/BalanceSheet", "ReportWithRows"),
@@ -2940,4 +2942,90 @@ async fn invoices_render_as_pdf_by_accept_header_or_pdf_path() {
         assert!(bytes.starts_with(b"%PDF-1.4"));
         assert!(String::from_utf8_lossy(&bytes).contains("99.50"));
     }
+}
+
+#[tokio::test]
+async fn contact_groups_hold_members_and_bank_transfers_move_money_between_accounts() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let (status, group) = app
+        .api(
+            &who,
+            M::PUT,
+            "/ContactGroups",
+            Some(json!({"ContactGroups": [{"Name": "VIP customers"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{group}");
+    let group_id = first(&group, "ContactGroups")["ContactGroupID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let contact = first(
+        &app.api(
+            &who,
+            M::PUT,
+            "/Contacts",
+            Some(json!({"Name": "Very Important Ltd"})),
+        )
+        .await
+        .1,
+        "Contacts",
+    );
+    let contact_id = contact["ContactID"].as_str().expect("contact").to_owned();
+    let (status, added) = app
+        .api(
+            &who,
+            M::PUT,
+            &format!("/ContactGroups/{group_id}/Contacts"),
+            Some(json!({"Contacts": [{"ContactID": contact_id}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let group = first(
+        &app.get_ok(&who, &format!("/ContactGroups/{group_id}"))
+            .await,
+        "ContactGroups",
+    );
+    assert_eq!(group["Contacts"][0]["ContactID"], contact_id.as_str());
+    let member = first(
+        &app.get_ok(&who, &format!("/Contacts/{contact_id}")).await,
+        "Contacts",
+    );
+    assert_eq!(member["ContactGroups"][0]["Name"], "VIP customers");
+    let removed = app
+        .api_raw(
+            &who,
+            M::DELETE,
+            &format!("/ContactGroups/{group_id}/Contacts/{contact_id}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let group = first(
+        &app.get_ok(&who, &format!("/ContactGroups/{group_id}"))
+            .await,
+        "ContactGroups",
+    );
+    assert_eq!(group["Contacts"].as_array().map(Vec::len), Some(0));
+
+    let day = today();
+    let bs_path = format!("/Reports/BalanceSheet?date={day}");
+    let before = app.get_ok(&who, &bs_path).await;
+    let (status, transfer) = app
+        .api(&who, M::PUT, "/BankTransfers", Some(json!({"BankTransfers": [{"FromBankAccount": {"Code": "090"}, "ToBankAccount": {"Code": "091"}, "Amount": 500, "Date": day}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{transfer}");
+    let after = app.get_ok(&who, &bs_path).await;
+    let delta = |label: &str| report_value(&after, label) - report_value(&before, label);
+    assert!((delta("Business Bank Account") + 500.0).abs() < 0.001);
+    assert!((delta("Business Savings Account") - 500.0).abs() < 0.001);
+    assert!(delta("Total Bank").abs() < 0.001);
+    let (status, _) = app.api(&who, M::PUT, "/BankTransfers", Some(json!({"FromBankAccount": {"Code": "090"}, "ToBankAccount": {"Code": "090"}, "Amount": 5}))).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a transfer needs two different accounts"
+    );
 }

@@ -483,6 +483,11 @@ fn handle_resource(call: &Call<'_>, resource: &'static Resource) -> Result<Respo
         {
             subresources::allocations(call, &segs[1])
         }
+        (3 | 4, _)
+            if resource.kind == Kind::ContactGroup && segs[2].eq_ignore_ascii_case("Contacts") =>
+        {
+            subresources::group_members(call, &segs[1], segs.get(3).map(String::as_str))
+        }
         (3 | 4, _) if resource.attachments && segs[2].eq_ignore_ascii_case("Attachments") => {
             subresources::attachments(call, resource, &segs[1], segs.get(3).map(String::as_str))
         }

@@ -6,7 +6,8 @@
 //! sales invoice debits Accounts Receivable and credits each line's account and the sales tax
 //! account; a bill does the reverse against Accounts Payable; credit notes reverse their
 //! invoices; a payment moves money between the bank account and receivables or payables;
-//! bank transactions move money between the bank account and their lines; posted manual
+//! bank transactions move money between the bank account and their lines, bank transfers
+//! between two bank accounts; posted manual
 //! journals (including the seeded opening balance) post their lines as they are.
 
 use std::collections::HashMap;
@@ -110,6 +111,18 @@ fn postings(ledger: &Ledger) -> Vec<Posting> {
         }
         let total = get(transaction, "Total").and_then(number).unwrap_or(0.0);
         post(bank, day, -sign * total);
+    }
+    for transfer in ledger.records("BankTransfers") {
+        let (Some(day), Some(amount), Some(from), Some(to)) = (
+            get(transfer, "Date").and_then(parse_day),
+            get(transfer, "Amount").and_then(number),
+            get(transfer, "FromBankAccount").and_then(|a| get_str(a, "Code")),
+            get(transfer, "ToBankAccount").and_then(|a| get_str(a, "Code")),
+        ) else {
+            continue;
+        };
+        post(to, day, amount);
+        post(from, day, -amount);
     }
     for journal in ledger.records("ManualJournals") {
         if get_str(journal, "Status") != Some("POSTED") {

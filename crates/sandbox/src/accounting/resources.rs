@@ -26,6 +26,8 @@ pub enum Kind {
     ManualJournal,
     Quote,
     PurchaseOrder,
+    BankTransfer,
+    ContactGroup,
     /// Listed and fetched only.
     ReadOnly,
 }
@@ -220,18 +222,35 @@ pub const RESOURCES: &[Resource] = &[
             Kind::PurchaseOrder,
         )
     },
+    Resource {
+        history: true,
+        attachments: true,
+        ..resource(
+            "BankTransfers",
+            "BankTransferID",
+            BANKING,
+            Kind::BankTransfer,
+        )
+    },
+    Resource {
+        status_field: Some("Status"),
+        ..resource(
+            "ContactGroups",
+            "ContactGroupID",
+            CONTACTS,
+            Kind::ContactGroup,
+        )
+    },
 ];
 
 /// Documented Xero resources the sandbox does not emulate: answered with 501 after the usual
 /// authentication, tenant and scope checks.
 pub const NOT_EMULATED: &[(&str, Access)] = &[
-    ("BankTransfers", BANKING),
     ("BatchPayments", PAYMENTS),
     (
         "Budgets",
         Access::new("accounting.budgets.read", "accounting.budgets.read"),
     ),
-    ("ContactGroups", CONTACTS),
     ("ExpenseClaims", INVOICES),
     ("InvoiceReminders", SETTINGS),
     (
@@ -276,6 +295,8 @@ pub fn apply(
         Kind::TrackingCategory => settings::tracking_category(tx, existing, input, ctx),
         Kind::BankTransaction => banking::bank_transaction(tx, existing, input, ctx),
         Kind::ManualJournal => banking::manual_journal(tx, existing, input, ctx),
+        Kind::BankTransfer => banking::bank_transfer(tx, existing, input, ctx),
+        Kind::ContactGroup => settings::contact_group(tx, existing, input),
         Kind::Quote => orders::order(&orders::QUOTE, tx, existing, input, ctx),
         Kind::PurchaseOrder => orders::order(&orders::PURCHASE_ORDER, tx, existing, input, ctx),
         Kind::ReadOnly => fail(format!(

@@ -1,6 +1,6 @@
 //! Sub-resources and side effects of writes: webhook events and history records after a commit,
-//! `…/{id}/History`, `…/{id}/Attachments`, credit note `Allocations`, and the invoice extras
-//! `Email` and `OnlineInvoice`.
+//! `…/{id}/History`, `…/{id}/Attachments`, credit note `Allocations`, contact group members,
+//! and the invoice extras `Email` and `OnlineInvoice`.
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -358,4 +358,107 @@ pub(super) fn online_invoice(call: &Call<'_>, key: &str) -> Result<Response, Pro
         json!([{"OnlineInvoiceUrl": url}]),
     ))
     .into_response())
+}
+
+/// `PUT /ContactGroups/{id}/Contacts` adds members; `DELETE …/Contacts[/{ContactID}]` removes
+/// one or all. Each member contact lists its groups in `ContactGroups`.
+pub(super) fn group_members(
+    call: &Call<'_>,
+    key: &str,
+    contact: Option<&str>,
+) -> Result<Response, Problem> {
+    let resource = resources::find("ContactGroups").ok_or(Problem::NotFound)?;
+    let mut ledger = lock(&call.ledger);
+    let mut group = lookup(&ledger, resource, key)
+        .cloned()
+        .ok_or(Problem::NotFound)?;
+    let group_id = get_str(&group, "ContactGroupID")
+        .unwrap_or_default()
+        .to_owned();
+    let summary = json!({"ContactGroupID": group_id, "Name": get(&group, "Name"), "Status": get(&group, "Status")});
+    let mut members: Vec<Value> = get(&group, "Contacts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let member_id = |m: &Value| get_str(m, "ContactID").map(str::to_ascii_lowercase);
+    let (removed, added, response) = match (&call.method, contact) {
+        (&Method::PUT | &Method::POST, None) => {
+            let body: Value = serde_json::from_slice(&call.body).map_err(|e| {
+                Problem::BadRequest(format!("The request body is not valid JSON: {e}"))
+            })?;
+            let wanted = get(&body, "Contacts")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![body]);
+            let mut added = Vec::new();
+            for item in &wanted {
+                let Some(found) =
+                    get_str(item, "ContactID").and_then(|id| ledger.get("Contacts", id))
+                else {
+                    return Err(Problem::Validation(validation_body(vec![failed_element(
+                        item,
+                        &["The contact could not be found.".to_owned()],
+                    )])));
+                };
+                let entry =
+                    json!({"ContactID": get(found, "ContactID"), "Name": get(found, "Name")});
+                if !members.iter().any(|m| member_id(m) == member_id(&entry)) {
+                    members.push(entry.clone());
+                }
+                added.push(entry);
+            }
+            let body = Json(envelope(
+                &call.provider,
+                call.now,
+                "Contacts",
+                Value::Array(added.clone()),
+            ))
+            .into_response();
+            (Vec::new(), added, body)
+        }
+        (&Method::DELETE, None) => (
+            std::mem::take(&mut members),
+            Vec::new(),
+            StatusCode::NO_CONTENT.into_response(),
+        ),
+        (&Method::DELETE, Some(id)) => {
+            let before = members.len();
+            let (gone, kept): (Vec<Value>, Vec<Value>) = members
+                .into_iter()
+                .partition(|m| member_id(m).as_deref() == Some(id.to_ascii_lowercase().as_str()));
+            members = kept;
+            if members.len() == before {
+                return Err(Problem::NotFound);
+            }
+            (gone, Vec::new(), StatusCode::NO_CONTENT.into_response())
+        }
+        _ => return Err(Problem::MethodNotAllowed),
+    };
+    if let Some(map) = group.as_object_mut() {
+        map.insert("Contacts".into(), Value::Array(members));
+    }
+    ledger.upsert("ContactGroups", &group_id, group);
+    for (member, joining) in added
+        .iter()
+        .map(|m| (m, true))
+        .chain(removed.iter().map(|m| (m, false)))
+    {
+        let Some(id) = get_str(member, "ContactID") else {
+            continue;
+        };
+        let Some(mut record) = ledger.get("Contacts", id).cloned() else {
+            continue;
+        };
+        if let Some(Value::Array(groups)) = record.as_object_mut().and_then(|m| {
+            m.entry("ContactGroups").or_insert(json!([]));
+            m.get_mut("ContactGroups")
+        }) {
+            groups.retain(|g| get_str(g, "ContactGroupID") != Some(group_id.as_str()));
+            if joining {
+                groups.push(summary.clone());
+            }
+        }
+        ledger.upsert("Contacts", id, record);
+    }
+    Ok(response)
 }

@@ -1,5 +1,5 @@
-//! Rules for bank transactions (money in and out of a bank account) and manual journals (lines
-//! that must balance).
+//! Rules for bank transactions (money in and out of a bank account), bank transfers (between
+//! two bank accounts) and manual journals (lines that must balance).
 
 use serde_json::{json, Value};
 
@@ -283,4 +283,61 @@ pub(crate) fn manual_journal(
     record.insert("Date".into(), json!(ms_day(date)));
     record.insert("UpdatedDateUTC".into(), json!(ms_date(ctx.now)));
     Ok(Value::Object(record))
+}
+
+/// A bank transfer moves money between two bank accounts; Xero does not let it be edited.
+pub(crate) fn bank_transfer(
+    tx: &mut Tx<'_>,
+    existing: Option<&Value>,
+    input: &Value,
+    ctx: &WriteCtx,
+) -> Result<Value, Errors> {
+    if existing.is_some() {
+        return fail(
+            "Bank transfers cannot be edited. Delete the transfer in Xero and create a new one.",
+        );
+    }
+    let mut errors = Vec::new();
+    let from = bank_account(tx, get(input, "FromBankAccount"));
+    let to = bank_account(tx, get(input, "ToBankAccount"));
+    if from.is_none() {
+        errors.push(
+            "FromBankAccount must be an existing bank account (AccountID or Code).".to_owned(),
+        );
+    }
+    if to.is_none() {
+        errors
+            .push("ToBankAccount must be an existing bank account (AccountID or Code).".to_owned());
+    }
+    if let (Some(f), Some(t)) = (&from, &to) {
+        if get(f, "AccountID") == get(t, "AccountID") {
+            errors.push("The from and to bank accounts must be different.".to_owned());
+        }
+    }
+    let amount = get(input, "Amount").and_then(number).map(money);
+    if !amount.is_some_and(|a| a > 0.0) {
+        errors.push("Amount must be greater than zero.".to_owned());
+    }
+    let date = get(input, "Date")
+        .and_then(parse_day)
+        .unwrap_or_else(|| ctx.now.date_naive());
+    let (Some(from), Some(to), Some(amount), true) = (from, to, amount, errors.is_empty()) else {
+        return Err(errors);
+    };
+    let summary = |a: &Value| json!({"AccountID": get(a, "AccountID"), "Code": get(a, "Code"), "Name": get(a, "Name")});
+    Ok(json!({
+        "BankTransferID": new_id(),
+        "FromBankAccount": summary(&from),
+        "ToBankAccount": summary(&to),
+        "Amount": amount,
+        "Date": ms_day(date),
+        "CurrencyRate": 1.0,
+        "FromBankTransactionID": new_id(),
+        "ToBankTransactionID": new_id(),
+        "FromIsReconciled": false,
+        "ToIsReconciled": false,
+        "Reference": get_str(input, "Reference").unwrap_or_default(),
+        "HasAttachments": false,
+        "CreatedDateUTC": ms_date(ctx.now),
+    }))
 }

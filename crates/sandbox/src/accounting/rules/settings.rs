@@ -415,3 +415,49 @@ pub(crate) fn tracking_category(
     }
     Ok(Value::Object(record))
 }
+
+/// Contact groups: a unique name; members are managed through `…/{id}/Contacts`.
+pub(crate) fn contact_group(
+    tx: &mut Tx<'_>,
+    existing: Option<&Value>,
+    input: &Value,
+) -> Result<Value, Errors> {
+    let mut record = match existing {
+        Some(e) => object(e.clone()),
+        None => object(json!({"ContactGroupID": new_id(), "Status": "ACTIVE", "Contacts": []})),
+    };
+    merge_fields(&mut record, input, &["Name", "Status"]);
+    let name = record
+        .get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let id = record
+        .get("ContactGroupID")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if name.is_empty() {
+        return fail("A contact group name is required.");
+    }
+    let status = record
+        .get("Status")
+        .and_then(Value::as_str)
+        .unwrap_or("ACTIVE");
+    if !["ACTIVE", "DELETED"].contains(&status) {
+        return fail(format!(
+            "'{status}' is not a valid contact group status (ACTIVE or DELETED)."
+        ));
+    }
+    let clash = tx.find("ContactGroups", |g| {
+        get_str(g, "Status") == Some("ACTIVE")
+            && get_str(g, "Name").is_some_and(|n| n.eq_ignore_ascii_case(&name))
+            && get_str(g, "ContactGroupID") != Some(id.as_str())
+    });
+    if clash.is_some() && status == "ACTIVE" {
+        return fail(format!("The contact group name {name} is already in use."));
+    }
+    record.insert("Name".into(), json!(name));
+    Ok(Value::Object(record))
+}
