@@ -1815,7 +1815,7 @@ async fn documented_but_unemulated_paths_answer_501_and_unknown_paths_404() {
     let app = TestApp::auto().await;
     let who = app
         .connected_with(
-            "offline_access accounting.invoices accounting.settings accounting.reports.aged.read",
+            "offline_access accounting.invoices accounting.settings accounting.reports.executivesummary.read",
         )
         .await;
     let (status, body) = app.api(&who, M::GET, "/Receipts", None).await;
@@ -1824,7 +1824,7 @@ async fn documented_but_unemulated_paths_answer_501_and_unknown_paths_404() {
         .as_str()
         .is_some_and(|d| d.contains("Receipts")));
     assert_eq!(
-        app.api(&who, M::GET, "/Reports/AgedReceivablesByContact", None)
+        app.api(&who, M::GET, "/Reports/ExecutiveSummary", None)
             .await
             .0,
         StatusCode::NOT_IMPLEMENTED
@@ -3028,4 +3028,62 @@ async fn contact_groups_hold_members_and_bank_transfers_move_money_between_accou
         StatusCode::BAD_REQUEST,
         "a transfer needs two different accounts"
     );
+}
+
+#[tokio::test]
+async fn bank_summary_and_aged_receivables_are_computed_from_the_ledger() {
+    let app = TestApp::auto().await;
+    let who = app
+        .connected_with(&format!(
+            "{SCOPES} accounting.reports.banksummary.read accounting.reports.aged.read"
+        ))
+        .await;
+    let id = authorised_invoice(&app, &who, 120.0).await;
+    let invoice = first(
+        &app.get_ok(&who, &format!("/Invoices/{id}")).await,
+        "Invoices",
+    );
+    let contact = invoice["Contact"]["ContactID"]
+        .as_str()
+        .expect("contact")
+        .to_owned();
+    let aged = app
+        .get_ok(
+            &who,
+            &format!("/Reports/AgedReceivablesByContact?contactId={contact}"),
+        )
+        .await;
+    assert_eq!(aged["Reports"][0]["ReportType"], "AgedReceivablesByContact");
+    let rows = aged["Reports"][0]["Rows"][1]["Rows"]
+        .as_array()
+        .expect("rows");
+    assert!(rows
+        .iter()
+        .any(|r| r["Cells"][1]["Value"] == invoice["InvoiceNumber"]
+            && r["Cells"][7]["Value"] == "120.00"));
+    let day = today();
+    let before = app
+        .get_ok(
+            &who,
+            &format!("/Reports/BankSummary?fromDate={day}&toDate={day}"),
+        )
+        .await;
+    app.api(&who, M::PUT, "/Payments", Some(json!({"Invoice": {"InvoiceID": id}, "Account": {"Code": "090"}, "Amount": 120, "Date": day}))).await;
+    let after = app
+        .get_ok(
+            &who,
+            &format!("/Reports/BankSummary?fromDate={day}&toDate={day}"),
+        )
+        .await;
+    let received = |r: &Value| {
+        r["Reports"][0]["Rows"][1]["Rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|row| row["Cells"][0]["Value"] == "Business Bank Account")
+            .and_then(|row| row["Cells"][2]["Value"].as_str())
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("received")
+    };
+    assert!((received(&after) - received(&before) - 120.0).abs() < 0.001);
 }

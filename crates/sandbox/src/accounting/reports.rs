@@ -1,6 +1,6 @@
 //! Reports computed from the ledger in Xero's report shape (`Reports[0].Rows` of `Header`,
-//! `Section`, `Row` and `SummaryRow`): Profit and Loss, Balance Sheet and Trial Balance, on the
-//! accrual basis.
+//! `Section`, `Row` and `SummaryRow`): Profit and Loss, Balance Sheet, Trial Balance, Bank
+//! Summary and Aged Receivables/Payables by contact, on the accrual basis.
 //!
 //! Postings are derived from documents, the way Xero's journals would record them: an approved
 //! sales invoice debits Accounts Receivable and credits each line's account and the sales tax
@@ -582,6 +582,172 @@ fn trial_balance(ledger: &Ledger, params: &Params, now: DateTime<Utc>) -> Result
     ))
 }
 
+fn bank_summary(ledger: &Ledger, params: &Params, now: DateTime<Utc>) -> Result<Value, Problem> {
+    let today = now.date_naive();
+    let from = day_param(params, "fromDate")?.unwrap_or_else(|| month_start(today));
+    let to = day_param(params, "toDate")?.unwrap_or_else(|| month_end(from));
+    let all = postings(ledger);
+    let mut rows = vec![header(&[
+        "Bank Accounts",
+        "Opening Balance",
+        "Cash Received",
+        "Cash Spent",
+        "Closing Balance",
+    ])];
+    let mut accounts: Vec<&Value> = ledger
+        .records("Accounts")
+        .filter(|a| get_str(a, "Type") == Some("BANK"))
+        .collect();
+    accounts.sort_by_key(|a| get_str(a, "Code").unwrap_or_default().to_owned());
+    let mut totals = [0.0; 4];
+    let mut section_rows = Vec::new();
+    for account in accounts {
+        let code = get_str(account, "Code").unwrap_or_default();
+        let mine = all.iter().filter(|p| p.code == code);
+        let opening: f64 = mine
+            .clone()
+            .filter(|p| p.day < from)
+            .map(|p| p.amount)
+            .sum();
+        let within = mine.filter(|p| p.day >= from && p.day <= to);
+        let received: f64 = within
+            .clone()
+            .filter(|p| p.amount > 0.0)
+            .map(|p| p.amount)
+            .sum();
+        let spent: f64 = -within
+            .filter(|p| p.amount < 0.0)
+            .map(|p| p.amount)
+            .sum::<f64>();
+        let closing = opening + received - spent;
+        for (total, value) in totals.iter_mut().zip([opening, received, spent, closing]) {
+            *total += value;
+        }
+        let id = get(account, "AccountID").cloned().unwrap_or(Value::Null);
+        section_rows.push(json!({"RowType": "Row", "Cells": [
+            account_cell(get_str(account, "Name").unwrap_or_default(), &id), account_cell(&amount(opening), &id),
+            account_cell(&amount(received), &id), account_cell(&amount(spent), &id), account_cell(&amount(closing), &id)]}));
+    }
+    section_rows.push(summary(
+        std::iter::once("Total".to_owned())
+            .chain(totals.iter().map(|t| amount(*t)))
+            .collect(),
+    ));
+    rows.push(section("", section_rows));
+    let titles = vec![
+        "Bank Summary".to_owned(),
+        org_name(ledger),
+        format!(
+            "From {} to {}",
+            from.format("%-d %B %Y"),
+            to.format("%-d %B %Y")
+        ),
+    ];
+    Ok(report(
+        "BankSummary",
+        "Bank Summary",
+        titles,
+        today,
+        rows,
+        now,
+    ))
+}
+
+/// Outstanding invoices (or bills) of one contact, aged by due date.
+fn aged_by_contact(
+    ledger: &Ledger,
+    params: &Params,
+    now: DateTime<Utc>,
+    sales: bool,
+) -> Result<Value, Problem> {
+    let today = now.date_naive();
+    let contact_id = params
+        .get("contactId")
+        .ok_or_else(|| Problem::BadRequest("contactId is required for aged reports".into()))?;
+    let date = day_param(params, "date")?.unwrap_or(today);
+    let contact = ledger
+        .get("Contacts", contact_id)
+        .ok_or(Problem::NotFound)?;
+    let kind = if sales { "ACCREC" } else { "ACCPAY" };
+    let mut rows = vec![header(&[
+        "Date",
+        "Reference",
+        "Due Date",
+        "",
+        "Total",
+        "Paid",
+        "Credited",
+        "Due",
+    ])];
+    let mut section_rows = Vec::new();
+    let mut totals = [0.0; 4];
+    let mut invoices: Vec<&Value> = ledger
+        .records("Invoices")
+        .filter(|i| get_str(i, "Type") == Some(kind) && get_str(i, "Status") == Some("AUTHORISED"))
+        .filter(|i| {
+            get(i, "Contact")
+                .and_then(|c| get_str(c, "ContactID"))
+                .is_some_and(|c| c.eq_ignore_ascii_case(contact_id))
+        })
+        .filter(|i| {
+            get(i, "Date")
+                .and_then(parse_day)
+                .is_some_and(|d| d <= date)
+        })
+        .collect();
+    invoices.sort_by_key(|i| get(i, "DueDate").and_then(parse_day));
+    for invoice in invoices {
+        let value = |k: &str| get(invoice, k).and_then(number).unwrap_or(0.0);
+        let day = |k: &str| {
+            get(invoice, k)
+                .and_then(parse_day)
+                .map(|d| d.format("%-d %b %Y").to_string())
+                .unwrap_or_default()
+        };
+        let values = [
+            value("Total"),
+            value("AmountPaid"),
+            value("AmountCredited"),
+            value("AmountDue"),
+        ];
+        for (total, v) in totals.iter_mut().zip(values) {
+            *total += v;
+        }
+        let id = get(invoice, "InvoiceID").cloned().unwrap_or(Value::Null);
+        let attrs =
+            |text: &str| json!({"Value": text, "Attributes": [{"Value": id, "Id": "invoiceID"}]});
+        let overdue = get(invoice, "DueDate")
+            .and_then(parse_day)
+            .map(|d| (date - d).num_days())
+            .filter(|d| *d > 0);
+        section_rows.push(json!({"RowType": "Row", "Cells": [
+            attrs(&day("Date")), attrs(get_str(invoice, "InvoiceNumber").unwrap_or_default()), attrs(&day("DueDate")),
+            attrs(&overdue.map(|d| format!("{d} days overdue")).unwrap_or_default()),
+            attrs(&amount(values[0])), attrs(&amount(values[1])), attrs(&amount(values[2])), attrs(&amount(values[3]))]}));
+    }
+    let mut summary_cells = vec![
+        "Total".to_owned(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ];
+    summary_cells.extend(totals.iter().map(|t| amount(*t)));
+    section_rows.push(summary(summary_cells));
+    rows.push(section("", section_rows));
+    let (id, name) = if sales {
+        ("AgedReceivablesByContact", "Aged Receivables By Contact")
+    } else {
+        ("AgedPayablesByContact", "Aged Payables By Contact")
+    };
+    let titles = vec![
+        if sales { "Invoices" } else { "Bills" }.to_owned(),
+        get_str(contact, "Name").unwrap_or_default().to_owned(),
+        format!("As at {}", date.format("%-d %B %Y")),
+        org_name(ledger),
+    ];
+    Ok(report(id, name, titles, today, rows, now))
+}
+
 /// Runs a report by name; `None` for reports the sandbox does not compute.
 pub fn run(
     name: &str,
@@ -593,6 +759,9 @@ pub fn run(
         "ProfitAndLoss" => profit_and_loss(ledger, params, now),
         "BalanceSheet" => balance_sheet(ledger, params, now),
         "TrialBalance" => trial_balance(ledger, params, now),
+        "BankSummary" => bank_summary(ledger, params, now),
+        "AgedReceivablesByContact" => aged_by_contact(ledger, params, now, true),
+        "AgedPayablesByContact" => aged_by_contact(ledger, params, now, false),
         _ => return None,
     };
     Some(result)

@@ -30,7 +30,20 @@ fn scalar(value: &Value) -> String {
     }
 }
 
+/// An element name made safe: echoed request elements may carry arbitrary property names.
+fn safe_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || *c == '.')
+        .collect();
+    match cleaned.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => cleaned,
+        _ => format!("_{cleaned}"),
+    }
+}
+
 fn element(out: &mut String, name: &str, value: &Value) {
+    let name = &safe_name(name);
     match value {
         Value::Null => {}
         Value::Object(map) => {
@@ -92,5 +105,7 @@ mod tests {
         assert!(xml.contains("<Currencies><Currency><Code>NZD</Code></Currency></Currencies>"));
         assert!(!xml.contains("Reference"));
         assert!(render(&json!({"ErrorNumber": 10, "Elements": [{}]})).contains("<ApiException "));
+        assert!(render(&json!({"<script>": 1, "9 lives": 2})).contains("<_9lives>2</_9lives>"));
+        assert!(!render(&json!({"<script>": 1})).contains("<<"));
     }
 }
