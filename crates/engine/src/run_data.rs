@@ -78,7 +78,7 @@ pub struct NodeRun {
     /// Per input index, the items received.
     pub input: Vec<Arc<Vec<Item>>>,
     /// Per output index, the items produced.
-    pub output: Arc<Vec<Vec<Item>>>,
+    pub output: Vec<Arc<Vec<Item>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,
 }
@@ -111,7 +111,7 @@ impl ExecutionResult {
             .get(node)
             .and_then(|runs| runs.last())
             .and_then(|run| run.output.get(output))
-            .map(Vec::as_slice)
+            .map(|o| o.as_slice())
             .unwrap_or(&[])
     }
 

@@ -96,7 +96,7 @@ pub struct ExpressionGlobals {
 #[derive(Debug, Clone)]
 pub struct RunView {
     pub sources: Vec<Option<SourceRef>>,
-    pub outputs: Arc<Vec<Vec<Item>>>,
+    pub outputs: Vec<Arc<Vec<Item>>>,
 }
 
 /// What expressions can read: completed node runs and the current position.
@@ -126,7 +126,7 @@ impl DataView {
             .get(name)
             .and_then(|r| r.last())
             .ok_or_else(|| format!("referenced node '{name}' hasn't been executed yet"))?;
-        Ok(run.outputs.first().map(Vec::as_slice).unwrap_or(&[]))
+        Ok(run.outputs.first().map(|o| o.as_slice()).unwrap_or(&[]))
     }
 
     /// Follows `pairedItem` links from the current item back to `target`'s output.

@@ -68,10 +68,10 @@ fn node_references_resolve_paired_items() {
         "Source",
         RunView {
             sources: vec![],
-            outputs: Arc::new(vec![vec![
+            outputs: vec![Arc::new(vec![
                 Item::new(json!({"id": "a"})),
                 Item::new(json!({"id": "b"})),
-            ]]),
+            ])],
         },
     );
     // Mid reversed the order: its item 0 came from Source item 1.
@@ -93,7 +93,7 @@ fn node_references_resolve_paired_items() {
                 output: 0,
                 run: 0,
             })],
-            outputs: Arc::new(vec![mid_out.clone()]),
+            outputs: vec![Arc::new(mid_out.clone())],
         },
     );
     sb.begin_node(
