@@ -3087,3 +3087,179 @@ async fn bank_summary_and_aged_receivables_are_computed_from_the_ledger() {
     };
     assert!((received(&after) - received(&before) - 120.0).abs() < 0.001);
 }
+
+#[tokio::test]
+async fn settings_resources_keep_codes_unique_and_delete_only_what_is_unused() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let (status, account) = app.api(&who, M::PUT, "/Accounts", Some(json!({"Code": "455", "Name": "Software", "Type": "OVERHEADS", "TaxType": "INPUT2"}))).await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    let account = first(&account, "Accounts");
+    assert_eq!(
+        (account["Class"].as_str(), account["Status"].as_str()),
+        (Some("EXPENSE"), Some("ACTIVE"))
+    );
+    let (status, _) = app
+        .api(
+            &who,
+            M::PUT,
+            "/Accounts",
+            Some(json!({"Code": "455", "Name": "Software again", "Type": "OVERHEADS"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "account codes are unique");
+    let (status, _) = app
+        .api(
+            &who,
+            M::PUT,
+            "/Accounts",
+            Some(json!({"Code": "095", "Name": "Card", "Type": "BANK"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "bank accounts need a number"
+    );
+    let id = account["AccountID"].as_str().expect("id").to_owned();
+    let deleted = app
+        .api_raw(&who, M::DELETE, &format!("/Accounts/{id}"), None, &[])
+        .await;
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let sales = app
+        .get_ok(&who, "/Accounts?where=Code%3D%3D%22200%22")
+        .await;
+    let sales_id = sales["Accounts"][0]["AccountID"]
+        .as_str()
+        .expect("sales")
+        .to_owned();
+    let (status, _) = app
+        .api(&who, M::DELETE, &format!("/Accounts/{sales_id}"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an account used by invoices cannot be deleted"
+    );
+    let (status, archived) = app
+        .api(
+            &who,
+            M::POST,
+            &format!("/Accounts/{sales_id}"),
+            Some(json!({"Status": "ARCHIVED"})),
+        )
+        .await;
+    assert_eq!(
+        (status, first(&archived, "Accounts")["Status"].clone()),
+        (StatusCode::OK, json!("ARCHIVED"))
+    );
+    let (status, refused) = app
+        .api(&who, M::PUT, "/Invoices", Some(json!({"Type": "ACCREC", "Contact": {"Name": "Archive Test"}, "LineItems": [{"Description": "x", "UnitAmount": 1, "AccountCode": "200"}]})))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "archived accounts cannot be used: {refused}"
+    );
+
+    let (status, item) = app.api(&who, M::PUT, "/Items", Some(json!({"Code": "HOUR", "Name": "Hourly work", "SalesDetails": {"UnitPrice": 120, "AccountCode": "260"}}))).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    let (status, _) = app
+        .api(&who, M::PUT, "/Items", Some(json!({"Code": "hour"})))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "item codes are unique, ignoring case"
+    );
+    let (status, renamed) = app
+        .api(
+            &who,
+            M::POST,
+            "/Items",
+            Some(json!({"Code": "HOUR", "Name": "Hourly consulting"})),
+        )
+        .await;
+    assert_eq!(
+        (status, first(&renamed, "Items")["Name"].clone()),
+        (StatusCode::OK, json!("Hourly consulting")),
+        "POST with a known code updates"
+    );
+    let item_id = first(&renamed, "Items")["ItemID"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let removed = app
+        .api_raw(&who, M::DELETE, &format!("/Items/{item_id}"), None, &[])
+        .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.api(&who, M::GET, &format!("/Items/{item_id}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (status, rate) = app.api(&who, M::PUT, "/TaxRates", Some(json!({"Name": "Mixed", "TaxComponents": [{"Name": "A", "Rate": 10}, {"Name": "B", "Rate": 2.5}]}))).await;
+    assert_eq!(status, StatusCode::OK, "{rate}");
+    assert_eq!(
+        (
+            first(&rate, "TaxRates")["TaxType"].as_str(),
+            first(&rate, "TaxRates")["EffectiveRate"].as_f64()
+        ),
+        (Some("TAX001"), Some(12.5))
+    );
+    assert_eq!(
+        app.api(&who, M::PUT, "/Currencies", Some(json!({"Code": "GBP"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.api(&who, M::PUT, "/Currencies", Some(json!({"Code": "USD"})))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST,
+        "USD is already added"
+    );
+
+    let categories = app.get_ok(&who, "/TrackingCategories").await;
+    let region = categories["TrackingCategories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| c["Name"] == "Region")
+        .expect("Region")
+        .clone();
+    let region_id = region["TrackingCategoryID"].as_str().expect("id");
+    let (status, option) = app
+        .api(
+            &who,
+            M::PUT,
+            &format!("/TrackingCategories/{region_id}/Options"),
+            Some(json!({"Name": "Offshore"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{option}");
+    let line = |option: &str| json!({"Type": "ACCREC", "Contact": {"Name": "Tracked Customer"}, "LineItems": [{"Description": "t", "UnitAmount": 1, "AccountCode": "260", "Tracking": [{"Name": "Region", "Option": option}]}]});
+    let (status, tracked) = app
+        .api(&who, M::PUT, "/Invoices", Some(line("Offshore")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tracked}");
+    let tracking = &first(&tracked, "Invoices")["LineItems"][0]["Tracking"][0];
+    assert_eq!(
+        (
+            tracking["TrackingCategoryID"].as_str(),
+            tracking["Option"].as_str()
+        ),
+        (Some(region_id), Some("Offshore"))
+    );
+    let (status, _) = app
+        .api(&who, M::PUT, "/Invoices", Some(line("Atlantis")))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "unknown tracking options are refused"
+    );
+}

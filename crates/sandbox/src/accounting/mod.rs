@@ -484,6 +484,12 @@ fn handle_resource(call: &Call<'_>, resource: &'static Resource) -> Result<Respo
             subresources::allocations(call, &segs[1])
         }
         (3 | 4, _)
+            if resource.kind == Kind::TrackingCategory
+                && segs[2].eq_ignore_ascii_case("Options") =>
+        {
+            subresources::tracking_options(call, &segs[1], segs.get(3).map(String::as_str))
+        }
+        (3 | 4, _)
             if resource.kind == Kind::ContactGroup && segs[2].eq_ignore_ascii_case("Contacts") =>
         {
             subresources::group_members(call, &segs[1], segs.get(3).map(String::as_str))

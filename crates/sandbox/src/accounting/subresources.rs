@@ -1,6 +1,6 @@
 //! Sub-resources and side effects of writes: webhook events and history records after a commit,
 //! `…/{id}/History`, `…/{id}/Attachments`, credit note `Allocations`, contact group members,
-//! and the invoice extras `Email` and `OnlineInvoice`.
+//! tracking options, and the invoice extras `Email` and `OnlineInvoice`.
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -461,4 +461,116 @@ pub(super) fn group_members(
         ledger.upsert("Contacts", id, record);
     }
     Ok(response)
+}
+
+/// `PUT /TrackingCategories/{id}/Options` adds an option (`{"Name"}`); `POST …/Options/{OptionID}`
+/// renames or archives one; `DELETE …/Options/{OptionID}` removes it.
+pub(super) fn tracking_options(
+    call: &Call<'_>,
+    key: &str,
+    option: Option<&str>,
+) -> Result<Response, Problem> {
+    let resource = resources::find("TrackingCategories").ok_or(Problem::NotFound)?;
+    let mut ledger = lock(&call.ledger);
+    let mut category = lookup(&ledger, resource, key)
+        .cloned()
+        .ok_or(Problem::NotFound)?;
+    let category_id = get_str(&category, "TrackingCategoryID")
+        .unwrap_or_default()
+        .to_owned();
+    let mut options: Vec<Value> = get(&category, "Options")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let body = || -> Result<Value, Problem> {
+        serde_json::from_slice(&call.body)
+            .map_err(|e| Problem::BadRequest(format!("The request body is not valid JSON: {e}")))
+    };
+    let invalid = |input: &Value, message: String| {
+        Problem::Validation(validation_body(vec![failed_element(input, &[message])]))
+    };
+    let index = |options: &[Value], id: &str| {
+        options.iter().position(|o| {
+            get_str(o, "TrackingOptionID").is_some_and(|x| x.eq_ignore_ascii_case(id))
+        })
+    };
+    let result = match (&call.method, option) {
+        (&Method::PUT, None) => {
+            let input = body()?;
+            let items = get(&input, "Options")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![input.clone()]);
+            let mut added = Vec::new();
+            for item in items {
+                let name = get_str(&item, "Name")
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_owned();
+                if name.is_empty() || name.chars().count() > 100 {
+                    return Err(invalid(
+                        &item,
+                        "A tracking option needs a Name of 1 to 100 characters.".into(),
+                    ));
+                }
+                if options
+                    .iter()
+                    .any(|o| get_str(o, "Name").is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+                {
+                    return Err(invalid(
+                        &item,
+                        format!("The tracking option {name} already exists."),
+                    ));
+                }
+                let created =
+                    json!({"TrackingOptionID": Uuid::new_v4(), "Name": name, "Status": "ACTIVE"});
+                options.push(created.clone());
+                added.push(created);
+            }
+            Json(envelope(
+                &call.provider,
+                call.now,
+                "Options",
+                Value::Array(added),
+            ))
+            .into_response()
+        }
+        (&Method::POST, Some(id)) => {
+            let input = body()?;
+            let i = index(&options, id).ok_or(Problem::NotFound)?;
+            if let (Some(map), Some(name)) = (options[i].as_object_mut(), get_str(&input, "Name")) {
+                map.insert("Name".into(), json!(name));
+            }
+            if let (Some(map), Some(status)) =
+                (options[i].as_object_mut(), get_str(&input, "Status"))
+            {
+                map.insert("Status".into(), json!(status.to_ascii_uppercase()));
+            }
+            Json(envelope(
+                &call.provider,
+                call.now,
+                "Options",
+                json!([options[i].clone()]),
+            ))
+            .into_response()
+        }
+        (&Method::DELETE, Some(id)) => {
+            let i = index(&options, id).ok_or(Problem::NotFound)?;
+            let mut removed = options.remove(i);
+            removed["Status"] = json!("DELETED");
+            Json(envelope(
+                &call.provider,
+                call.now,
+                "Options",
+                json!([removed]),
+            ))
+            .into_response()
+        }
+        _ => return Err(Problem::MethodNotAllowed),
+    };
+    if let Some(map) = category.as_object_mut() {
+        map.insert("Options".into(), Value::Array(options));
+    }
+    ledger.upsert("TrackingCategories", &category_id, category);
+    Ok(result)
 }

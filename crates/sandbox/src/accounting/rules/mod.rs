@@ -177,10 +177,14 @@ pub(crate) fn price_line(
         .and_then(|c| account_by_code(tx, c))
         .cloned();
     if let Some(code) = &account_code {
-        if account.is_none() {
-            errors.push(format!(
+        match &account {
+            None => errors.push(format!(
                 "Account code '{code}' is not a valid code for this document."
-            ));
+            )),
+            Some(a) if get_str(a, "Status") == Some("ARCHIVED") => errors.push(format!(
+                "Account code '{code}' has been archived, or has been deleted. Each line item must reference a valid account."
+            )),
+            Some(_) => {}
         }
     }
     let tax_type = get_str(&line_value, "TaxType")
@@ -216,13 +220,7 @@ pub(crate) fn price_line(
             .cloned()
             .unwrap_or_else(|| json!(new_id())),
     );
-    for key in [
-        "Description",
-        "ItemCode",
-        "AccountCode",
-        "Tracking",
-        "DiscountRate",
-    ] {
+    for key in ["Description", "ItemCode", "AccountCode", "DiscountRate"] {
         if let Some(v) = get(&line_value, key) {
             out.insert(key.to_owned(), v.clone());
         }
@@ -232,7 +230,14 @@ pub(crate) fn price_line(
     out.insert("TaxType".into(), json!(tax_type));
     out.insert("TaxAmount".into(), json!(tax));
     out.insert("LineAmount".into(), json!(line_amount));
-    out.entry("Tracking").or_insert(json!([]));
+    let tracking = match get(&line_value, "Tracking") {
+        Some(Value::Array(entries)) => entries
+            .iter()
+            .filter_map(|entry| resolve_tracking(tx, entry, errors))
+            .collect(),
+        _ => Vec::new(),
+    };
+    out.insert("Tracking".into(), Value::Array(tracking));
     if let Some(a) = &account {
         out.insert(
             "AccountID".into(),
@@ -240,4 +245,52 @@ pub(crate) fn price_line(
         );
     }
     (Value::Object(out), net, tax, money(gross - line_amount))
+}
+
+/// Resolves a line's tracking entry (`{Name, Option}` or ids) against the active tracking
+/// categories, adding the ids as Xero does; unknown categories or options are errors.
+fn resolve_tracking(tx: &Tx<'_>, entry: &Value, errors: &mut Errors) -> Option<Value> {
+    let by_id =
+        get_str(entry, "TrackingCategoryID").and_then(|id| tx.get("TrackingCategories", id));
+    let by_name = || {
+        get_str(entry, "Name").and_then(|name| {
+            tx.find("TrackingCategories", |c| {
+                get_str(c, "Status") == Some("ACTIVE")
+                    && get_str(c, "Name").is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        })
+    };
+    let Some(category) = by_id.or_else(by_name) else {
+        errors.push(format!(
+            "The tracking category '{}' does not exist or is not active.",
+            get_str(entry, "Name")
+                .or_else(|| get_str(entry, "TrackingCategoryID"))
+                .unwrap_or_default()
+        ));
+        return None;
+    };
+    let wanted = get_str(entry, "Option").unwrap_or_default();
+    let wanted_id = get_str(entry, "TrackingOptionID");
+    let option = get(category, "Options")
+        .and_then(Value::as_array)
+        .and_then(|options| {
+            options.iter().find(|o| {
+                wanted_id.is_some_and(|id| {
+                    get_str(o, "TrackingOptionID").is_some_and(|x| x.eq_ignore_ascii_case(id))
+                }) || get_str(o, "Name").is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+            })
+        });
+    let category_name = get_str(category, "Name").unwrap_or_default();
+    let Some(option) = option else {
+        errors.push(format!(
+            "The tracking option '{wanted}' does not exist in the category '{category_name}'."
+        ));
+        return None;
+    };
+    Some(json!({
+        "TrackingCategoryID": get(category, "TrackingCategoryID"),
+        "TrackingOptionID": get(option, "TrackingOptionID"),
+        "Name": category_name,
+        "Option": get(option, "Name"),
+    }))
 }
