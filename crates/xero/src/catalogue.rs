@@ -73,6 +73,8 @@ pub struct Resource {
     pub online_invoice: bool,
     /// True when only `.read` scopes exist (Journals, Reports): no writes at all.
     pub read_only: bool,
+    /// The field a status change (archive, delete, void) is written to.
+    pub status_field: &'static str,
 }
 
 use Operation::*;
@@ -103,6 +105,7 @@ const BASE: Resource = Resource {
     email: false,
     online_invoice: false,
     read_only: false,
+    status_field: "Status",
 };
 
 const SETTINGS: Scopes = Scopes {
@@ -122,6 +125,7 @@ pub static RESOURCES: &[Resource] = &[
         id_field: "ContactID",
         paging: page(1000),
         removal: Removal::Archive,
+        status_field: "ContactStatus",
         scopes: CONTACTS,
         filters: &["IDs", "searchTerm", "includeArchived", "summaryOnly"],
         attachments: true,

@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod client;
 pub mod dates;
 pub mod limiter;
+pub mod testing;
 
 pub use client::{AccessTokens, ApiError, ApiRequest, ApiResponse, Body, Target, XeroClient};
 pub use limiter::LimitConfig;

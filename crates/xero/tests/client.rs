@@ -1,50 +1,19 @@
 //! The Xero client against the sandbox over real HTTP: paging, rate limits, retries, token
 //! refresh on 401, error mapping and date normalisation.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ledgerflow_oauth::{ClientAuth, Provider};
 use ledgerflow_sandbox::{RunningSandbox, SandboxConfig};
 use ledgerflow_xero::catalogue;
-use ledgerflow_xero::{
-    AccessTokens, ApiError, ApiRequest, Endpoints, LimitConfig, Target, XeroClient,
-};
+use ledgerflow_xero::testing::ConsentTokens;
+use ledgerflow_xero::{ApiError, ApiRequest, Endpoints, LimitConfig, Target, XeroClient};
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::{json, Value};
-
-/// Tokens from a real consent; `refresh` uses the refresh token, as the token manager would.
-struct TestTokens {
-    access: Mutex<SecretString>,
-    refresh_token: Mutex<SecretString>,
-    provider: Provider,
-    client: ClientAuth,
-    refreshes: AtomicU32,
-}
-
-impl AccessTokens for TestTokens {
-    async fn token(&self, _: &str) -> Result<SecretString, String> {
-        Ok(self.access.lock().unwrap().clone())
-    }
-
-    async fn refresh(&self, _: &str, _: &SecretString) -> Result<SecretString, String> {
-        self.refreshes.fetch_add(1, Ordering::SeqCst);
-        let rt = self.refresh_token.lock().unwrap().clone();
-        let t =
-            ledgerflow_oauth::refresh(&reqwest::Client::new(), &self.provider, &self.client, &rt)
-                .await
-                .map_err(|e| e.to_string())?;
-        *self.refresh_token.lock().unwrap() = t.refresh_token.clone().unwrap();
-        *self.access.lock().unwrap() = t.access_token.clone();
-        Ok(t.access_token)
-    }
-}
 
 struct Fixture {
     sandbox: RunningSandbox,
-    client: std::sync::Arc<XeroClient<TestTokens>>,
+    client: std::sync::Arc<XeroClient<ConsentTokens>>,
     tenants: Vec<String>,
     endpoints: Endpoints,
     http: reqwest::Client,
@@ -62,73 +31,25 @@ async fn fixture(scopes: &str, tune: impl FnOnce(&mut SandboxConfig)) -> Fixture
     let sandbox = ledgerflow_sandbox::start(config).await.unwrap();
     let endpoints = Endpoints::sandbox(&sandbox.base_url()).unwrap();
     let demo = sandbox.demo_app();
-    let provider = Provider {
-        authorize_url: endpoints.authorize.clone(),
-        token_url: endpoints.token.clone(),
-        revocation_url: Some(endpoints.revocation.clone()),
-    };
-    let client = ClientAuth {
-        client_id: demo.client_id.clone(),
-        client_secret: Some(SecretString::from(demo.client_secret.clone())),
-    };
-    let redirect = demo.redirect_uris[0].clone();
-    let pkce = ledgerflow_oauth::new_pkce();
-    let url = ledgerflow_oauth::authorize_url(
-        &provider,
-        &client.client_id,
-        &redirect,
+    let (tokens, conns) = ledgerflow_xero::testing::consent(
+        &endpoints,
+        &demo.client_id,
+        &demo.client_secret,
+        &demo.redirect_uris[0],
         scopes,
-        "s",
-        &pkce.challenge,
-    );
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let location = http.get(url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let code = reqwest::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .expect("a code")
-        .1
-        .into_owned();
-    let tokens = ledgerflow_oauth::exchange_code(
-        &http,
-        &provider,
-        &client,
-        &code,
-        &redirect,
-        &pkce.verifier,
     )
     .await
     .unwrap();
-    let tenants = ledgerflow_xero::connections(&http, &endpoints, &tokens.access_token, None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.tenant_id)
-        .collect();
-    let source = TestTokens {
-        access: Mutex::new(tokens.access_token),
-        refresh_token: Mutex::new(tokens.refresh_token.unwrap()),
-        provider,
-        client,
-        refreshes: AtomicU32::new(0),
-    };
     Fixture {
         client: std::sync::Arc::new(XeroClient::new(
             reqwest::Client::new(),
-            source,
+            tokens,
             LimitConfig::default(),
         )),
         sandbox,
-        tenants,
+        tenants: conns.into_iter().map(|c| c.tenant_id).collect(),
         endpoints,
-        http,
+        http: reqwest::Client::new(),
     }
 }
 
@@ -348,7 +269,7 @@ async fn an_access_token_expiring_mid_run_is_refreshed_once() {
 impl Fixture {
     fn client_refreshes(&self) -> u32 {
         // The token source is inside the client; reach it through a call-free accessor.
-        self.client.tokens().refreshes.load(Ordering::SeqCst)
+        self.client.tokens().refreshes()
     }
 }
 

@@ -1,0 +1,9 @@
+//! The Xero node: every resource of the catalogue with its operations, run through the
+//! rate-limited Xero client. [`params`] reads a node's parameters; [`run`] does the work for a
+//! batch of items. The adapter to the workflow engine lives beside them.
+
+pub mod params;
+pub mod run;
+
+pub use params::XeroParams;
+pub use run::{run, BinaryIn, BinaryOut, Input, Outcome, Produced, XeroConnection};
