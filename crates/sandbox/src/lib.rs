@@ -17,7 +17,37 @@
 //! | `https://api.xero.com/connections` | `{base}/connections`, `DELETE {base}/connections/{id}` |
 //! | `https://api.xero.com/api.xro/2.0` | `{base}/api.xro/2.0` (paths case-insensitive) |
 //! | developer portal "My Apps" | `{base}/portal` |
-//! | (sandbox only) admin API | `{base}/_sandbox` |
+//! | (sandbox only) admin API | `{base}/_sandbox` (see [`admin`]) |
+//!
+//! # What is emulated
+//! - **Identity**: registered apps (web or PKCE, creation date deciding whether broad scopes are
+//!   still allowed), a demo app and a demo user with two organisations, sign-in and consent pages
+//!   (`auto_approve` skips them), authorization codes (single use, 5 minutes), PKCE `S256`/`plain`,
+//!   refresh-token rotation with a 30-minute grace period and 60-day idle expiry, revocation,
+//!   EdDSA-signed access and id tokens, discovery, JWKS, userinfo, connections.
+//! - **Accounting API** (`/api.xro/2.0`, stateful per organisation, seeded): Accounts,
+//!   BankTransactions, BankTransfers, BrandingThemes, ContactGroups (+ `/Contacts`), Contacts,
+//!   CreditNotes (+ `/Allocations`), Currencies, Invoices (+ `/Email`, `/OnlineInvoice`, `/pdf`),
+//!   Items, ManualJournals, Organisation, Payments, PurchaseOrders, Quotes, TaxRates,
+//!   TrackingCategories (+ `/Options`), Users; `…/{id}/History` and `…/{id}/Attachments` where Xero
+//!   has them; Reports ProfitAndLoss, BalanceSheet, TrialBalance, BankSummary,
+//!   AgedReceivablesByContact, AgedPayablesByContact. Every other documented path answers 501
+//!   with a JSON explanation; undocumented paths 404. JSON with `Accept: application/json`, XML
+//!   otherwise (Xero's default), PDF with `Accept: application/pdf` on documents.
+//! - **Limits and failures**: per-organisation and per-app rate limits with Xero's headers,
+//!   injected faults (status, delay, dropped connection), a movable clock.
+//! - **Webhooks**: signed, batched events for contacts, invoices and credit notes, retried with
+//!   back-off, and the intent-to-receive check.
+//!
+//! # Developer portal pages and element ids
+//! | page | ids |
+//! |---|---|
+//! | `GET {base}/portal` ("My Apps") | `#apps`, `#new-app` |
+//! | `GET {base}/portal/apps/new` | `#app-name`, `#integration-type` (`web` \| `pkce`), `#company-url`, `#redirect-uri`, `#create-app` |
+//! | `GET {base}/portal/apps/{client_id}` | `#client-id`, `#generate-secret`, `#client-secret` (after generating), `#redirect-uris`, `#save-redirect-uris`, `#webhook-url`, `#save-webhook`, `#webhook-key`, `#send-intent`, `#intent-result`, `#message` |
+//! | sign-in (`/identity/connect/authorize`) | `#email`, `#password`, `#login`, `#login-error` |
+//! | consent | `#organisations` with checkboxes `#org-0`, `#org-1` (`name="tenant"`), `#allow`, `#cancel` |
+//! | error page | `#error-title`, `#error-detail` |
 //!
 //! # Using it
 //! ```no_run
@@ -151,6 +181,9 @@ pub enum SandboxError {
     /// Key generation failed.
     #[error("sandbox signing key: {0}")]
     Crypto(String),
+    /// Building the sandbox (seeding the demo ledgers) failed.
+    #[error("sandbox could not start: {0}")]
+    Startup(String),
 }
 
 /// A sandbox serving on a socket; dropped or shut down, it stops.
@@ -215,7 +248,11 @@ pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, SandboxError
         .public_base_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let (sandbox, background) = Sandbox::new(config, base_url.clone())?;
+    // Seeding a large ledger takes seconds in a debug build; keep it off the async workers.
+    let seed_url = base_url.clone();
+    let (sandbox, background) = tokio::task::spawn_blocking(move || Sandbox::new(config, seed_url))
+        .await
+        .map_err(|e| SandboxError::Startup(e.to_string()))??;
     let app = build_router(sandbox.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
