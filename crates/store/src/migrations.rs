@@ -173,6 +173,13 @@ CREATE TABLE webhook_health (
 );
 "#,
     },
+    Migration {
+        version: 5,
+        name: "execution checkpoints",
+        sql: r#"
+ALTER TABLE executions ADD COLUMN checkpoint TEXT
+"#,
+    },
 ];
 
 /// The newest schema version this binary knows.

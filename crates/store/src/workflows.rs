@@ -243,6 +243,63 @@ impl Store {
         }
     }
 
+    /// Saves progress after a node: display run data and the resumable state, and renews the
+    /// claim. False if the execution is no longer this worker's (cancelled or recovered).
+    pub async fn checkpoint_execution(
+        &self,
+        id: &str,
+        worker: &str,
+        run_data: &str,
+        checkpoint: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE executions SET heartbeat_at = $1, run_data = $2, checkpoint = $3 WHERE id = $4 AND claimed_by = $5 AND status = 'running'",
+        )
+        .bind(now_ms())
+        .bind(run_data)
+        .bind(checkpoint)
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The resumable state saved after the last completed node, if any.
+    pub async fn execution_checkpoint(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT checkpoint FROM executions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("execution {id}")))?;
+        Ok(row.try_get("checkpoint")?)
+    }
+
+    /// Creates an execution already claimed by `worker` (run in this process, e.g. a webhook
+    /// whose caller waits for the answer).
+    pub async fn start_claimed_execution(
+        &self,
+        workflow_id: &str,
+        mode: &str,
+        trigger_data: &str,
+        worker: &str,
+    ) -> Result<ExecutionRecord> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO executions (id, workflow_id, status, mode, trigger_data, claimed_by, heartbeat_at, created_at, started_at) VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $6)",
+        )
+        .bind(&id)
+        .bind(workflow_id)
+        .bind(mode)
+        .bind(trigger_data)
+        .bind(worker)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.execution(&id).await
+    }
+
     /// A running execution's worker is alive; also saves progress (run data so far).
     pub async fn heartbeat_execution(
         &self,
@@ -295,26 +352,29 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Executions whose worker stopped heart-beating before `stale_before_ms`: back to the queue
-    /// when `requeue` (the engine resumes from saved run data), else marked crashed.
+    /// Executions whose worker stopped heart-beating before `stale_before_ms` (a killed or
+    /// crashed process): those with a checkpoint go back to the queue to be resumed after their
+    /// last completed node; those that never completed a node are marked crashed. Returns
+    /// (requeued, crashed) ids.
     pub async fn recover_stale_executions(
         &self,
         stale_before_ms: i64,
-        requeue: bool,
-    ) -> Result<Vec<String>> {
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let rows = sqlx::query(
-            "SELECT id FROM executions WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)",
+            "SELECT id, checkpoint FROM executions WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1)",
         )
         .bind(stale_before_ms)
         .fetch_all(&self.pool)
         .await?;
-        let mut ids = Vec::new();
+        let (mut requeued, mut crashed) = (Vec::new(), Vec::new());
         for r in rows {
             let id: String = r.try_get("id")?;
-            let sql = if requeue {
+            let checkpoint: Option<String> = r.try_get("checkpoint")?;
+            let resumable = checkpoint.is_some();
+            let sql = if resumable {
                 "UPDATE executions SET status = 'queued', claimed_by = NULL WHERE id = $1 AND status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $2)"
             } else {
-                "UPDATE executions SET status = 'crashed', finished_at = $2, error = 'the process running it stopped (crash or kill)' WHERE id = $1 AND status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $2)"
+                "UPDATE executions SET status = 'crashed', finished_at = $2, error = 'the process running it stopped (crash or kill) before any node finished; retry it to run it again' WHERE id = $1 AND status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $2)"
             };
             let done = sqlx::query(sql)
                 .bind(&id)
@@ -322,10 +382,14 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
             if done.rows_affected() == 1 {
-                ids.push(id);
+                if resumable {
+                    requeued.push(id);
+                } else {
+                    crashed.push(id);
+                }
             }
         }
-        Ok(ids)
+        Ok((requeued, crashed))
     }
 
     pub async fn execution(&self, id: &str) -> Result<ExecutionRecord> {

@@ -661,26 +661,30 @@ async fn stale_executions_are_requeued_or_marked_crashed_never_lost(db: &TestDb)
         .unwrap());
     let _b = store.claim_execution("dead-worker").await.unwrap().unwrap();
     // Nothing is stale yet.
-    assert!(store
-        .recover_stale_executions(ledgerflow_store::now_ms() - 60_000, true)
-        .await
-        .unwrap()
-        .is_empty());
-    let later = ledgerflow_store::now_ms() + 1;
-    let requeued = store.recover_stale_executions(later, true).await.unwrap();
-    assert_eq!(requeued.len(), 2);
-    let again = store.claim_execution("new-worker").await.unwrap().unwrap();
-    assert_eq!(
-        again.run_data.as_deref(),
-        Some("{\"progress\":1}"),
-        "saved progress survives for resuming"
-    );
-    let crashed = store
-        .recover_stale_executions(ledgerflow_store::now_ms() + 1, false)
+    let (r, c) = store
+        .recover_stale_executions(ledgerflow_store::now_ms() - 60_000)
         .await
         .unwrap();
-    assert_eq!(crashed, vec![again.id.clone()]);
-    let e = store.execution(&again.id).await.unwrap();
+    assert!(r.is_empty() && c.is_empty());
+    // `a` saved a checkpoint after a node; `b` never finished one.
+    assert!(store
+        .checkpoint_execution(&a.id, "dead-worker", "{\"nodes\":1}", "{\"stack\":[]}")
+        .await
+        .unwrap());
+    let (requeued, crashed) = store
+        .recover_stale_executions(ledgerflow_store::now_ms() + 1)
+        .await
+        .unwrap();
+    assert_eq!(requeued, vec![a.id.clone()]);
+    assert_eq!(crashed.len(), 1);
+    let again = store.claim_execution("new-worker").await.unwrap().unwrap();
+    assert_eq!(again.id, a.id);
+    assert_eq!(
+        store.execution_checkpoint(&a.id).await.unwrap().as_deref(),
+        Some("{\"stack\":[]}"),
+        "the checkpoint survives for resuming"
+    );
+    let e = store.execution(&crashed[0]).await.unwrap();
     assert_eq!(e.status, "crashed");
     assert!(e.error.unwrap().contains("stopped"));
 }
