@@ -265,6 +265,53 @@ mod tests {
     }
 
     #[test]
+    fn the_day_budget_and_the_app_budget_refuse_with_their_own_problem() {
+        let limiter = Limiter::new(Some(RateLimits {
+            concurrent: 10,
+            per_minute: 100,
+            per_day: 3,
+            app_per_minute: 1,
+        }));
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let start = Utc::now();
+        for i in 0..3 {
+            drop(
+                limiter
+                    .admit(a, "app", start + Duration::minutes(i))
+                    .expect("within the day budget"),
+            );
+        }
+        let day = limiter
+            .admit(a, "app", start + Duration::minutes(5))
+            .expect_err("day budget spent");
+        assert_eq!(day.problem, LimitProblem::Day);
+        assert!(day.retry_after.is_some_and(|s| s > 23 * 3600));
+        drop(
+            limiter
+                .admit(b, "app", start + Duration::minutes(5))
+                .expect("other tenant"),
+        );
+        let app = limiter
+            .admit(b, "app", start + Duration::minutes(5))
+            .expect_err("app minute budget spent");
+        assert_eq!(app.problem, LimitProblem::AppMinute);
+        assert!(limiter
+            .admit(b, "another-app", start + Duration::minutes(5))
+            .is_ok());
+    }
+
+    #[test]
+    fn switched_off_limits_admit_everything_but_still_count_concurrency() {
+        let limiter = Limiter::new(None);
+        let tenant = Uuid::new_v4();
+        let permits: Vec<_> = (0..20)
+            .map(|_| limiter.admit(tenant, "app", Utc::now()).expect("admitted"))
+            .collect();
+        assert!(permits.iter().all(|p| p.remaining.is_none()));
+        assert_eq!(limiter.max_in_flight().get(&tenant), Some(&20));
+    }
+
+    #[test]
     fn concurrency_is_released_when_the_permit_drops() {
         let limiter = small();
         let tenant = Uuid::new_v4();

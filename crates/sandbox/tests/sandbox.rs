@@ -1009,6 +1009,54 @@ async fn injected_faults_answer_the_chosen_status_for_the_chosen_count_and_are_c
     }
     .await;
     assert!(dropped.is_err(), "the connection is dropped");
+
+    app.admin(
+        reqwest::Method::POST,
+        "/_sandbox/faults",
+        Some(json!({"path": "/.well-known", "status": 500, "probability": 0.0})),
+    )
+    .await;
+    for _ in 0..5 {
+        let response = app
+            .http
+            .get(app.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .expect("discovery");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "probability 0 never fires"
+        );
+    }
+    let rules = app
+        .admin(reqwest::Method::GET, "/_sandbox/faults", None)
+        .await;
+    let id = rules[0]["id"].as_str().expect("rule id").to_owned();
+    let removed = app
+        .http
+        .delete(app.url(&format!("/_sandbox/faults/{id}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    app.admin(
+        reqwest::Method::POST,
+        "/_sandbox/faults",
+        Some(json!({"path": "/.well-known", "status": 500, "probability": 1.0})),
+    )
+    .await;
+    let response = app
+        .http
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("discovery");
+    assert_eq!(
+        response.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "probability 1 always fires"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2146,6 +2194,20 @@ async fn a_webhook_receiver_gets_signed_events_for_a_created_invoice_and_intent_
     assert!(log.as_array().is_some_and(|l| l
         .iter()
         .any(|d| d["delivered"] == true && d["status"] == 200)));
+
+    let page = app
+        .http
+        .post(app.url(&format!("/portal/apps/{}/webhook/intent", demo.client_id)))
+        .send()
+        .await
+        .expect("portal intent")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("id=\"intent-result\" data-passed=\"true\""),
+        "the portal reports the check too"
+    );
 
     let careless = receiver(key, false).await;
     app.admin(
