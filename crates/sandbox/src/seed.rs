@@ -598,6 +598,7 @@ pub fn demo_ledger(spec: &SeedSpec<'_>, now: DateTime<Utc>) -> Ledger {
     documents(&mut ledger, &mut rng, spec.invoices, &parties, now);
     bank_lines(&mut ledger, &mut rng, &parties, now);
     orders(&mut ledger, &mut rng, &parties, now);
+    crate::accounting::journals::rebuild(&mut ledger);
     ledger
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const REDIRECT: &str = "http://localhost:5678/rest/oauth2-credential/callback";
-const SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.settings accounting.invoices accounting.payments accounting.banktransactions accounting.manualjournals accounting.attachments accounting.reports.profitandloss.read accounting.reports.balancesheet.read accounting.reports.trialbalance.read";
+const SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.settings accounting.invoices accounting.payments accounting.banktransactions accounting.manualjournals accounting.attachments accounting.journals.read accounting.reports.profitandloss.read accounting.reports.balancesheet.read accounting.reports.trialbalance.read";
 
 /// A sandbox on a free port plus an HTTP client that does not follow redirects.
 struct TestApp {
@@ -2502,6 +2502,7 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
         ("/BankTransactions?pageSize=30", "BankTransactions"),
         ("/ManualJournals", "ManualJournals"),
         ("/Quotes", "Quotes"),
+        ("/Journals", "Journals"),
         ("/ContactGroups", "ContactGroups"),
         ("/BankTransfers", "BankTransfers"),
         ("/PurchaseOrders", "PurchaseOrders"),
@@ -3324,4 +3325,79 @@ async fn settings_resources_keep_codes_unique_and_delete_only_what_is_unused() {
         StatusCode::BAD_REQUEST,
         "unknown tracking options are refused"
     );
+}
+
+#[tokio::test]
+async fn journals_page_by_offset_and_record_approvals_and_voids() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let first_page = app.get_ok(&who, "/Journals").await;
+    let journals = first_page["Journals"].as_array().expect("journals");
+    assert_eq!(journals.len(), 100, "100 journals per call");
+    let numbers: Vec<u64> = journals
+        .iter()
+        .filter_map(|j| j["JournalNumber"].as_u64())
+        .collect();
+    assert_eq!(numbers.first(), Some(&1));
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
+    for journal in journals {
+        let sum: f64 = journal["JournalLines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| l["NetAmount"].as_f64())
+            .sum();
+        assert!(sum.abs() < 0.001, "every journal balances: {journal}");
+    }
+    let next = app.get_ok(&who, "/Journals?offset=100").await;
+    assert_eq!(next["Journals"][0]["JournalNumber"], 101);
+
+    let mut last = 0;
+    let mut offset = 0;
+    loop {
+        let page = app
+            .get_ok(&who, &format!("/Journals?offset={offset}"))
+            .await;
+        let items = page["Journals"].as_array().expect("journals").clone();
+        if let Some(n) = items.last().and_then(|j| j["JournalNumber"].as_u64()) {
+            last = n;
+            offset = n;
+        }
+        if items.len() < 100 {
+            break;
+        }
+    }
+    let id = authorised_invoice(&app, &who, 64.0).await;
+    app.api(
+        &who,
+        M::POST,
+        &format!("/Invoices/{id}"),
+        Some(json!({"Status": "VOIDED"})),
+    )
+    .await;
+    let fresh = app.get_ok(&who, &format!("/Journals?offset={last}")).await;
+    let fresh = fresh["Journals"].as_array().expect("journals");
+    assert_eq!(
+        fresh.len(),
+        2,
+        "one journal for the approval, one reversing the void: {fresh:?}"
+    );
+    assert!(fresh
+        .iter()
+        .all(|j| j["SourceID"] == id.as_str() && j["SourceType"] == "ACCREC"));
+    let receivable = |j: &Value| {
+        j["JournalLines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .find(|l| l["AccountCode"] == "610")
+            .and_then(|l| l["NetAmount"].as_f64())
+            .expect("receivable line")
+    };
+    assert_eq!(
+        (receivable(&fresh[0]), receivable(&fresh[1])),
+        (64.0, -64.0)
+    );
+    let by_number = app.get_ok(&who, &format!("/Journals/{}", last + 1)).await;
+    assert_eq!(by_number["Journals"][0]["JournalID"], fresh[0]["JournalID"]);
 }

@@ -87,6 +87,8 @@ pub struct Ledger {
     pub history: HashMap<String, Vec<Value>>,
     /// Attachments per lower-cased record id.
     pub attachments: HashMap<String, Vec<Attachment>>,
+    /// The journal log, in `JournalNumber` order (see `accounting::journals`).
+    pub journals: Vec<Value>,
 }
 
 impl Ledger {
@@ -99,6 +101,7 @@ impl Ledger {
             idempotency: HashMap::new(),
             history: HashMap::new(),
             attachments: HashMap::new(),
+            journals: Vec::new(),
         }
     }
 
@@ -141,6 +144,8 @@ pub struct Written {
     pub created: bool,
     /// `Status` (or `ContactStatus`) before the write.
     pub previous_status: Option<String>,
+    /// The record before the transaction, for journals.
+    pub before: Option<Value>,
 }
 
 /// A staged write: reads see staged records first, [`Tx::commit`] applies them.
@@ -195,9 +200,9 @@ impl<'a> Tx<'a> {
     pub fn commit(self) -> Vec<Written> {
         let mut written: Vec<Written> = Vec::new();
         for (collection, id, record) in self.staged {
-            let before = self.ledger.get(collection, &id);
+            let before = self.ledger.get(collection, &id).cloned();
             let created = before.is_none();
-            let previous_status = before.and_then(|b| {
+            let previous_status = before.as_ref().and_then(|b| {
                 b.get("Status")
                     .or_else(|| b.get("ContactStatus"))
                     .and_then(Value::as_str)
@@ -213,6 +218,7 @@ impl<'a> Tx<'a> {
                     id,
                     created,
                     previous_status,
+                    before,
                 });
             }
         }

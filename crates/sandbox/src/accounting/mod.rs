@@ -13,6 +13,7 @@
 //! sheet, trial balance), `subresources` (history, attachments, allocations, webhook events).
 //! Documented resources that are not emulated answer 501.
 
+pub mod journals;
 pub mod ledger;
 pub mod model;
 mod pdf;
@@ -100,6 +101,7 @@ impl Params {
 enum Target {
     Resource(&'static Resource),
     Organisation,
+    Journals,
     Report(&'static str, Access),
     NotEmulated(&'static str, Access),
 }
@@ -130,6 +132,9 @@ fn route(segments: &[String]) -> Option<Target> {
     if first.eq_ignore_ascii_case("Organisation") || first.eq_ignore_ascii_case("Organisations") {
         return Some(Target::Organisation);
     }
+    if first.eq_ignore_ascii_case("Journals") {
+        return Some(Target::Journals);
+    }
     if first.eq_ignore_ascii_case("Reports") {
         let name = segments.get(1).map(String::as_str).unwrap_or("");
         return Some(
@@ -153,6 +158,7 @@ fn endpoint_key(method: &Method, segments: &[String], target: Option<&Target>) -
     let name = match target {
         Some(Target::Resource(r)) => r.name.to_owned(),
         Some(Target::Organisation) => "Organisation".to_owned(),
+        Some(Target::Journals) => "Journals".to_owned(),
         Some(Target::Report(_, _)) => "Reports".to_owned(),
         Some(Target::NotEmulated(n, _)) => (*n).to_owned(),
         None => segments.first().cloned().unwrap_or_default(),
@@ -226,6 +232,7 @@ async fn dispatch(
         }
         Target::Resource(r) => r.access,
         Target::Organisation => Access::new("accounting.settings", "accounting.settings"),
+        Target::Journals => Access::new("accounting.journals.read", "accounting.journals.read"),
         Target::Report(_, access) | Target::NotEmulated(_, access) => *access,
     };
     let read = method == Method::GET;
@@ -407,6 +414,7 @@ fn handle(call: &Call<'_>, target: &Target) -> Result<Response, Problem> {
             ))
             .into_response())
         }
+        Target::Journals => journals_list(call),
         Target::Report(name, _) => {
             if call.method != Method::GET {
                 return Err(Problem::MethodNotAllowed);
@@ -427,6 +435,79 @@ fn handle(call: &Call<'_>, target: &Target) -> Result<Response, Problem> {
             call.segments.join("/")
         ))),
     }
+}
+
+/// `GET /Journals[?offset=N]` (the 100 journals after number N) and `GET /Journals/{id|number}`.
+fn journals_list(call: &Call<'_>) -> Result<Response, Problem> {
+    if call.method != Method::GET {
+        return Err(Problem::MethodNotAllowed);
+    }
+    let ledger = lock(&call.ledger);
+    if let Some(key) = call.segments.get(1) {
+        let journal = ledger
+            .journals
+            .iter()
+            .find(|j| {
+                get_str(j, "JournalID").is_some_and(|id| id.eq_ignore_ascii_case(key))
+                    || j["JournalNumber"]
+                        .as_u64()
+                        .map(|n| n.to_string())
+                        .as_deref()
+                        == Some(key.as_str())
+            })
+            .cloned()
+            .ok_or(Problem::NotFound)?;
+        return Ok(Json(envelope(
+            &call.provider,
+            call.now,
+            "Journals",
+            json!([journal]),
+        ))
+        .into_response());
+    }
+    let offset: u64 = match call.params.get("offset") {
+        Some(o) => o.trim().parse().map_err(|_| {
+            Problem::BadRequest(format!("offset must be a journal number, not '{o}'"))
+        })?,
+        None => 0,
+    };
+    let since = call
+        .headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            DateTime::parse_from_rfc2822(v)
+                .map(|d| d.with_timezone(&Utc))
+                .ok()
+                .or_else(|| parse_instant(v))
+        });
+    let payments_only = call.params.flag("paymentsOnly");
+    let page: Vec<Value> = ledger
+        .journals
+        .iter()
+        .filter(|j| j["JournalNumber"].as_u64().is_some_and(|n| n > offset))
+        .filter(|j| {
+            since.is_none_or(|s| {
+                get_str(j, "CreatedDateUTC")
+                    .and_then(parse_instant)
+                    .is_some_and(|c| c > s)
+            })
+        })
+        .filter(|j| {
+            !payments_only
+                || get_str(j, "SourceType")
+                    .is_some_and(|t| t.ends_with("PAYMENT") || t.starts_with("CASH"))
+        })
+        .take(100)
+        .cloned()
+        .collect();
+    Ok(Json(envelope(
+        &call.provider,
+        call.now,
+        "Journals",
+        Value::Array(page),
+    ))
+    .into_response())
 }
 
 /// Titles of the documents Xero renders as PDF.

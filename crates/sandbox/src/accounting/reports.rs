@@ -1,29 +1,19 @@
 //! Reports computed from the ledger in Xero's report shape (`Reports[0].Rows` of `Header`,
 //! `Section`, `Row` and `SummaryRow`): Profit and Loss, Balance Sheet, Trial Balance, Bank
-//! Summary and Aged Receivables/Payables by contact, on the accrual basis.
-//!
-//! Postings are derived from documents, the way Xero's journals would record them: an approved
-//! sales invoice debits Accounts Receivable and credits each line's account and the sales tax
-//! account; a bill does the reverse against Accounts Payable; credit notes reverse their
-//! invoices; a payment moves money between the bank account and receivables or payables;
-//! bank transactions move money between the bank account and their lines, bank transfers
-//! between two bank accounts; posted manual
-//! journals (including the seeded opening balance) post their lines as they are.
+//! Summary and Aged Receivables/Payables by contact, on the accrual basis. The postings behind
+//! them come from `journals`.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 
+use super::journals;
 use super::ledger::Ledger;
 use super::model::{get, get_str, money, ms_date, number, parse_day};
 use super::Params;
 use crate::problem::Problem;
 
-/// System account codes the postings use.
-const RECEIVABLE: &str = "610";
-const PAYABLE: &str = "800";
-const SALES_TAX: &str = "820";
 const RETAINED_EARNINGS: &str = "960";
 
 /// One journal line: account code, date, amount (debit positive).
@@ -34,138 +24,10 @@ struct Posting {
 }
 
 fn postings(ledger: &Ledger) -> Vec<Posting> {
-    let mut out = Vec::new();
-    let mut post = |code: &str, day: NaiveDate, amount: f64| {
-        if amount != 0.0 {
-            out.push(Posting {
-                code: code.to_owned(),
-                day,
-                amount,
-            });
-        }
-    };
-    for (collection, credit) in [("Invoices", false), ("CreditNotes", true)] {
-        for doc in ledger.records(collection) {
-            if !matches!(get_str(doc, "Status"), Some("AUTHORISED" | "PAID")) {
-                continue;
-            }
-            let Some(day) = get(doc, "Date").and_then(parse_day) else {
-                continue;
-            };
-            let sale = get_str(doc, "Type").is_some_and(|t| t.starts_with("ACCREC"));
-            // Sales credit lines (negative), purchases debit them; credit notes flip the sign.
-            let sign = match (sale, credit) {
-                (true, false) | (false, true) => -1.0,
-                _ => 1.0,
-            };
-            let inclusive = get_str(doc, "LineAmountTypes") == Some("Inclusive");
-            for line in get(doc, "LineItems")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let amount = get(line, "LineAmount").and_then(number).unwrap_or(0.0);
-                let tax = get(line, "TaxAmount").and_then(number).unwrap_or(0.0);
-                let net = if inclusive { amount - tax } else { amount };
-                if let Some(code) = get_str(line, "AccountCode") {
-                    post(code, day, sign * net);
-                }
-                post(SALES_TAX, day, sign * tax);
-            }
-            let total = get(doc, "Total").and_then(number).unwrap_or(0.0);
-            post(if sale { RECEIVABLE } else { PAYABLE }, day, -sign * total);
-        }
-    }
-    for transaction in ledger.records("BankTransactions") {
-        if get_str(transaction, "Status") != Some("AUTHORISED") {
-            continue;
-        }
-        let (Some(day), Some(bank)) = (
-            get(transaction, "Date").and_then(parse_day),
-            get(transaction, "BankAccount").and_then(|a| get_str(a, "Code")),
-        ) else {
-            continue;
-        };
-        // Money in credits the lines (income); money out debits them.
-        let sign = if get_str(transaction, "Type") == Some("RECEIVE") {
-            -1.0
-        } else {
-            1.0
-        };
-        let inclusive = get_str(transaction, "LineAmountTypes") == Some("Inclusive");
-        for line in get(transaction, "LineItems")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let amount = get(line, "LineAmount").and_then(number).unwrap_or(0.0);
-            let tax = get(line, "TaxAmount").and_then(number).unwrap_or(0.0);
-            if let Some(code) = get_str(line, "AccountCode") {
-                post(
-                    code,
-                    day,
-                    sign * if inclusive { amount - tax } else { amount },
-                );
-            }
-            post(SALES_TAX, day, sign * tax);
-        }
-        let total = get(transaction, "Total").and_then(number).unwrap_or(0.0);
-        post(bank, day, -sign * total);
-    }
-    for transfer in ledger.records("BankTransfers") {
-        let (Some(day), Some(amount), Some(from), Some(to)) = (
-            get(transfer, "Date").and_then(parse_day),
-            get(transfer, "Amount").and_then(number),
-            get(transfer, "FromBankAccount").and_then(|a| get_str(a, "Code")),
-            get(transfer, "ToBankAccount").and_then(|a| get_str(a, "Code")),
-        ) else {
-            continue;
-        };
-        post(to, day, amount);
-        post(from, day, -amount);
-    }
-    for journal in ledger.records("ManualJournals") {
-        if get_str(journal, "Status") != Some("POSTED") {
-            continue;
-        }
-        let Some(day) = get(journal, "Date").and_then(parse_day) else {
-            continue;
-        };
-        for line in get(journal, "JournalLines")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(code), Some(amount)) = (
-                get_str(line, "AccountCode"),
-                get(line, "LineAmount").and_then(number),
-            ) {
-                post(code, day, amount);
-            }
-        }
-    }
-    for payment in ledger.records("Payments") {
-        if get_str(payment, "Status") != Some("AUTHORISED") {
-            continue;
-        }
-        let (Some(day), Some(amount)) = (
-            get(payment, "Date").and_then(parse_day),
-            get(payment, "Amount").and_then(number),
-        ) else {
-            continue;
-        };
-        let Some(bank) = get(payment, "Account").and_then(|a| get_str(a, "Code")) else {
-            continue;
-        };
-        if get_str(payment, "PaymentType") == Some("ACCPAYPAYMENT") {
-            post(PAYABLE, day, amount);
-            post(bank, day, -amount);
-        } else {
-            post(bank, day, amount);
-            post(RECEIVABLE, day, -amount);
-        }
-    }
-    out
+    journals::postings(ledger)
+        .into_iter()
+        .map(|(code, day, amount)| Posting { code, day, amount })
+        .collect()
 }
 
 /// Net movement per account code over `[from, to]` (debit positive).

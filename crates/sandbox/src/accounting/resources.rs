@@ -253,10 +253,6 @@ pub const NOT_EMULATED: &[(&str, Access)] = &[
     ),
     ("ExpenseClaims", INVOICES),
     ("InvoiceReminders", SETTINGS),
-    (
-        "Journals",
-        Access::new("accounting.journals.read", "accounting.journals.read"),
-    ),
     ("LinkedTransactions", INVOICES),
     ("Overpayments", PAYMENTS),
     ("PaymentServices", PAYMENTS),

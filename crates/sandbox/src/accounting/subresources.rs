@@ -16,12 +16,22 @@ use crate::problem::Problem;
 use crate::state::lock;
 use crate::webhooks::Event;
 
-/// After a commit: webhook events for contacts, invoices and credit notes, and history records.
+/// After a commit: journals for what now posts differently, webhook events for contacts,
+/// invoices and credit notes, and history records.
 pub(super) fn publish(call: &Call<'_>, ledger: &mut Ledger, written: Vec<Written>) {
     for w in written {
         let Some(resource) = resources::find(w.collection) else {
             continue;
         };
+        if let Some(after) = ledger.get(w.collection, &w.id).cloned() {
+            super::journals::record_change(
+                ledger,
+                w.collection,
+                w.before.as_ref(),
+                &after,
+                call.now,
+            );
+        }
         if let Some(category) = resource.webhook {
             call.sandbox.outbox.push(Event {
                 tenant_id: call.tenant,
