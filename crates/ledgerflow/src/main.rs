@@ -49,6 +49,92 @@ enum Command {
     Credentials(CredentialsCommand),
     /// Run the Xero sandbox on its own: a stateful Xero emulator with a developer portal.
     Sandbox(SandboxArgs),
+    /// Import, export, list, run, activate and deactivate workflows.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// List, show, retry and cancel executions.
+    #[command(subcommand)]
+    Executions(ExecutionsCommand),
+}
+
+#[derive(Subcommand)]
+enum WorkflowCommand {
+    /// Import a workflow JSON file (an n8n export or Ledgerflow's own); prints its id.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The file (`-` for standard input).
+        file: PathBuf,
+        /// Activate it after importing.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Print a workflow's JSON.
+    Export {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+    /// List workflows.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a workflow now, in this process, and print the result of its last node.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        urls: Urls,
+        id: String,
+    },
+    /// Activate a workflow's triggers (schedules, webhooks, Xero triggers).
+    Activate {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+    /// Deactivate a workflow's triggers.
+    Deactivate {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExecutionsCommand {
+    /// List recent executions.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Only this workflow's.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only with this status (queued, running, succeeded, failed, cancelled, crashed).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Show one execution with its per-node input and output (JSON).
+    Show {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+    /// Queue a new execution with the same input.
+    Retry {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+    /// Cancel a queued or running execution.
+    Cancel {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -363,7 +449,28 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Credentials(cmd) => credentials(cmd).await,
         Command::Sandbox(args) => sandbox(args).await,
+        Command::Workflow(cmd) => workflow(cmd).await,
+        Command::Executions(cmd) => executions(cmd).await,
     }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Runtime settings from the environment (see the README's configuration table).
+fn runtime_config() -> ledgerflow_server::runtime::RuntimeConfig {
+    let mut c = ledgerflow_server::runtime::RuntimeConfig::default();
+    if let Some(n) = env_u64("LEDGERFLOW_CONCURRENCY") {
+        c.concurrency = n.max(1) as usize;
+    }
+    if let Some(s) = env_u64("LEDGERFLOW_EXECUTION_STALE_SECS") {
+        c.stale_after = std::time::Duration::from_secs(s.max(1));
+    }
+    if let Some(d) = env_u64("LEDGERFLOW_EXECUTIONS_RETENTION_DAYS") {
+        c.retention = std::time::Duration::from_secs(d.max(1) * 86_400);
+    }
+    c
 }
 
 async fn credential_state(common: &Common, urls: &Urls) -> Result<AppState> {
@@ -464,6 +571,179 @@ async fn credentials(cmd: CredentialsCommand) -> Result<()> {
             let state = credential_state(&common, &urls).await?;
             connect::delete(&state, &id, force).await?;
             println!("Credential {id} deleted.");
+        }
+    }
+    Ok(())
+}
+
+/// A server state for commands that act on workflows without a running server.
+async fn offline_state(common: &Common, urls: Option<&Urls>) -> Result<AppState> {
+    let store = common.open().await?;
+    let public_url = match urls {
+        Some(u) => u.public_url.clone(),
+        None => url::Url::parse("http://127.0.0.1:8080")?,
+    };
+    Ok(AppState::with_runtime(
+        store,
+        ServerConfig {
+            public_url,
+            sandbox_url: urls.map(|u| u.sandbox_url.clone()),
+        },
+        runtime_config(),
+    ))
+}
+
+fn api_err(e: ledgerflow_server::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!(e.message)
+}
+
+async fn workflow(cmd: WorkflowCommand) -> Result<()> {
+    use ledgerflow_server::runtime;
+    match cmd {
+        WorkflowCommand::Import {
+            common,
+            file,
+            activate,
+        } => {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let state = offline_state(&common, None).await?;
+            let mut w = runtime::create_workflow(&state, &text)
+                .await
+                .map_err(api_err)?;
+            if activate {
+                w = runtime::set_active(&state, &w.id, true)
+                    .await
+                    .map_err(api_err)?;
+            }
+            eprintln!(
+                "Imported '{}'{}.",
+                w.name,
+                if w.active { " (active)" } else { "" }
+            );
+            println!("{}", w.id);
+        }
+        WorkflowCommand::Export { common, id } => {
+            let store = common.open().await?;
+            let w = store.workflow(&id).await?;
+            let mut v: serde_json::Value = serde_json::from_str(&w.definition)?;
+            v["id"] = serde_json::json!(w.id);
+            v["active"] = serde_json::json!(w.active);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        WorkflowCommand::List { common } => {
+            let store = common.open().await?;
+            let all = store.workflows().await?;
+            if all.is_empty() {
+                println!("No workflows. Import one with `ledgerflow workflow import FILE`.");
+            }
+            for w in all {
+                println!(
+                    "{:<18} {:<8} {}",
+                    w.id,
+                    if w.active { "active" } else { "-" },
+                    w.name
+                );
+            }
+        }
+        WorkflowCommand::Run { common, urls, id } => {
+            let state = offline_state(&common, Some(&urls)).await?;
+            state.store.workflow(&id).await?;
+            let trigger = serde_json::to_string(&runtime::TriggerData::default())?;
+            let record = state
+                .store
+                .start_claimed_execution(&id, "cli", &trigger, &state.runtime.worker_id)
+                .await?;
+            runtime::execute(&state, record.clone()).await;
+            let done = state.store.execution(&record.id).await?;
+            let v = ledgerflow_server::workflows_api::execution_json(&done, true);
+            eprintln!("Execution {} {}.", done.id, done.status);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            if done.status != "succeeded" {
+                bail!(
+                    "the workflow {}: {}",
+                    done.status,
+                    done.error.unwrap_or_default()
+                );
+            }
+        }
+        WorkflowCommand::Activate { common, id } => {
+            let state = offline_state(&common, None).await?;
+            runtime::set_active(&state, &id, true)
+                .await
+                .map_err(api_err)?;
+            println!("Workflow {id} is active; a running server picks it up within a second.");
+        }
+        WorkflowCommand::Deactivate { common, id } => {
+            let state = offline_state(&common, None).await?;
+            runtime::set_active(&state, &id, false)
+                .await
+                .map_err(api_err)?;
+            println!("Workflow {id} is inactive.");
+        }
+    }
+    Ok(())
+}
+
+async fn executions(cmd: ExecutionsCommand) -> Result<()> {
+    use ledgerflow_server::runtime;
+    match cmd {
+        ExecutionsCommand::List {
+            common,
+            workflow,
+            status,
+            limit,
+        } => {
+            let store = common.open().await?;
+            let list = store
+                .executions(&ledgerflow_store::ExecutionFilter {
+                    workflow_id: workflow,
+                    status,
+                    limit: Some(limit),
+                })
+                .await?;
+            if list.is_empty() {
+                println!("No executions.");
+            }
+            for e in list {
+                println!(
+                    "{}  {:<10} {:<8} {}  {}",
+                    e.id,
+                    e.status,
+                    e.mode,
+                    e.workflow_id,
+                    e.error.unwrap_or_default()
+                );
+            }
+        }
+        ExecutionsCommand::Show { common, id } => {
+            let store = common.open().await?;
+            let e = store.execution(&id).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&ledgerflow_server::workflows_api::execution_json(
+                    &e, true
+                ))?
+            );
+        }
+        ExecutionsCommand::Retry { common, id } => {
+            let state = offline_state(&common, None).await?;
+            let e = runtime::retry(&state, &id).await.map_err(api_err)?;
+            println!("Queued execution {} (a running server runs it).", e.id);
+        }
+        ExecutionsCommand::Cancel { common, id } => {
+            let state = offline_state(&common, None).await?;
+            if runtime::cancel(&state, &id).await.map_err(api_err)? {
+                println!("Execution {id} cancelled.");
+            } else {
+                bail!("execution {id} had already ended");
+            }
         }
     }
     Ok(())
@@ -578,14 +858,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     } else {
         None
     };
-    let state = AppState::new(
+    let state = AppState::with_runtime(
         store.clone(),
         ServerConfig {
             public_url: public_url.clone(),
             sandbox_url: sandbox.as_ref().map(|s| s.base_url()).or(args.sandbox_url),
         },
+        runtime_config(),
     );
     tokio::spawn(ledgerflow_server::connect::run_sweeper(state.clone()));
+    ledgerflow_server::runtime::spawn(&state);
     tracing::info!(listen = %local, public_url = %public_url, backend = ?store.backend(), "Ledgerflow is ready");
     eprintln!("Ledgerflow is listening on http://{local} (open {public_url})");
     ledgerflow_server::serve(listener, state, shutdown_signal())

@@ -2,8 +2,11 @@
 //! rate-limited Xero client. [`params`] reads a node's parameters; [`run`] does the work for a
 //! batch of items. The adapter to the workflow engine lives beside them.
 
+pub mod n8n;
+pub mod node;
 pub mod params;
 pub mod run;
 
+pub use node::{XeroHost, XeroNode};
 pub use params::XeroParams;
 pub use run::{run, BinaryIn, BinaryOut, Input, Outcome, Produced, XeroConnection};

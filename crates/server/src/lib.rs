@@ -17,7 +17,11 @@ pub mod html;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod runtime;
 pub mod webhooks;
+pub mod workflow_pages;
+pub mod workflows_api;
+pub mod xero_host;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,10 +56,20 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// Woken when webhook events are stored, so they are routed without polling delay.
     pub webhook_events: Arc<tokio::sync::Notify>,
+    /// Workflows: the engine, the worker pool's state, triggers.
+    pub runtime: Arc<runtime::Runtime>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
+        Self::with_runtime(store, config, runtime::RuntimeConfig::default())
+    }
+
+    pub fn with_runtime(
+        store: Store,
+        config: ServerConfig,
+        runtime_config: runtime::RuntimeConfig,
+    ) -> Self {
         let config = Arc::new(config);
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
@@ -70,6 +84,23 @@ impl AppState {
             },
             http.clone(),
         ));
+        let xero = Arc::new(xero_host::ServerXeroHost::new(
+            store.clone(),
+            config.clone(),
+            tokens.clone(),
+            http.clone(),
+        ));
+        let engine = ledgerflow_engine::Engine::builder()
+            .credentials(Arc::new(runtime::StoreCredentials {
+                store: store.clone(),
+                tokens: tokens.clone(),
+            }))
+            .workflows(Arc::new(runtime::StoreWorkflows {
+                store: store.clone(),
+            }))
+            .http_client(http.clone())
+            .node(ledgerflow_nodes_xero::XeroNode { host: xero })
+            .build();
         AppState {
             store,
             config,
@@ -77,6 +108,7 @@ impl AppState {
             http,
             tokens,
             webhook_events: Arc::new(tokio::sync::Notify::new()),
+            runtime: Arc::new(runtime::Runtime::new(engine, runtime_config)),
         }
     }
 }
@@ -84,7 +116,7 @@ impl AppState {
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let protected = Router::new()
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router().merge(workflows_api::router()))
         .route("/credentials", get(pages::credentials_list))
         .route(
             "/credentials/new",
@@ -115,6 +147,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route(connect::CALLBACK_PATH, get(credential_pages::callback))
         .route(webhooks::XERO_PATH, post(webhooks::xero_ingress))
+        .route(
+            "/webhook/{*path}",
+            axum::routing::any(workflows_api::webhook),
+        )
         .route("/setup", get(pages::setup_form).post(pages::setup_submit))
         .route(
             "/signin",

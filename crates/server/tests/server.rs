@@ -62,6 +62,7 @@ impl TestApp {
                 sandbox_url,
             },
         );
+        ledgerflow_server::runtime::spawn(&state);
         tokio::spawn(ledgerflow_server::serve(
             listener,
             state.clone(),
@@ -1742,4 +1743,421 @@ async fn signed_xero_webhooks_are_stored_once_and_bad_signatures_refused() {
         html.contains("Webhook delivery URL") && html.contains("Passed"),
         "health is shown"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workflows and executions.
+
+/// A node as n8n exports it (the current version of each node type).
+fn n8n_node(name: &str, ty: &str, params: Value, x: i64) -> Value {
+    let version = match ty {
+        "n8n-nodes-base.set" => json!(3.4),
+        "n8n-nodes-base.code" => json!(2),
+        "n8n-nodes-base.webhook" => json!(2),
+        "n8n-nodes-base.respondToWebhook" => json!(1.1),
+        "n8n-nodes-base.scheduleTrigger" => json!(1.2),
+        "n8n-nodes-base.httpRequest" => json!(4.2),
+        _ => json!(1),
+    };
+    json!({"id": format!("id-{name}"), "name": name, "type": ty, "typeVersion": version, "position": [x, 300], "parameters": params})
+}
+
+fn chain(names: &[&str]) -> Value {
+    let mut c = serde_json::Map::new();
+    for pair in names.windows(2) {
+        c.insert(
+            pair[0].to_string(),
+            json!({"main": [[{"node": pair[1], "type": "main", "index": 0}]]}),
+        );
+    }
+    Value::Object(c)
+}
+
+impl TestApp {
+    async fn import(&self, auth: &HeaderMap, workflow: Value) -> Value {
+        let resp = self
+            .http
+            .post(self.url("/api/v1/workflows"))
+            .headers(auth.clone())
+            .json(&workflow)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    async fn post_json(&self, auth: &HeaderMap, path: &str) -> Value {
+        self.http
+            .post(self.url(path))
+            .headers(auth.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn executions_of(&self, auth: &HeaderMap, workflow: &str) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(self.url(&format!("/api/v1/executions?workflowId={workflow}")))
+            .headers(auth.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_n8n_workflow_runs_and_its_execution_shows_each_node() {
+    let app = TestApp::spawn().await;
+    app.set_up_owner().await;
+    let auth = app.bearer(&app.api_key().await);
+    let wf = app
+        .import(&auth, json!({"name": "Totals", "nodes": [
+            n8n_node("Start", "n8n-nodes-base.manualTrigger", json!({}), 0),
+            n8n_node("Lines", "n8n-nodes-base.code", json!({"jsCode": "return [{json: {amount: 40}}, {json: {amount: 60}}];"}), 200),
+            n8n_node("Tax", "n8n-nodes-base.set", json!({"mode": "manual", "assignments": {"assignments": [
+                {"id": "a", "name": "withTax", "value": "={{ $json.amount * 1.15 }}", "type": "number"}]}, "options": {}}), 400),
+        ], "connections": chain(&["Start", "Lines", "Tax"])}))
+        .await;
+    let id = wf["id"].as_str().unwrap();
+    assert_eq!(wf["definition"]["nodes"][2]["type"], "ledgerflow.set");
+    let e = app
+        .post_json(&auth, &format!("/api/v1/workflows/{id}/run?wait=30"))
+        .await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+    let out = &e["runData"]["Tax"][0]["output"][0];
+    assert_eq!(out[0]["json"]["withTax"].as_f64(), Some(46.0));
+    assert!((out[1]["json"]["withTax"].as_f64().unwrap() - 69.0).abs() < 1e-9);
+    assert_eq!(
+        e["runData"]["Lines"][0]["output"][0]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Unsupported n8n nodes are named, and nothing is stored.
+    let resp = app
+        .http
+        .post(app.url("/api/v1/workflows"))
+        .headers(auth.clone())
+        .json(&json!({"name": "Bad", "nodes": [n8n_node("Start", "n8n-nodes-base.manualTrigger", json!({}), 0),
+            n8n_node("Ask GPT", "n8n-nodes-base.openAi", json!({}), 200)], "connections": chain(&["Start", "Ask GPT"])}))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_of(resp).await;
+    assert_eq!((status.as_u16(), code.as_str()), (422, "invalid_workflow"));
+    assert!(
+        message.contains("'Ask GPT' (n8n-nodes-base.openAi)"),
+        "{message}"
+    );
+    assert_eq!(app.store.workflows().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_call_starts_the_workflow_and_gets_the_respond_to_webhook_body() {
+    let app = TestApp::spawn().await;
+    app.set_up_owner().await;
+    let auth = app.bearer(&app.api_key().await);
+    let wf = app
+        .import(&auth, json!({"name": "Hook", "nodes": [
+            n8n_node("Hook", "n8n-nodes-base.webhook", json!({"httpMethod": "POST", "path": "orders/new", "responseMode": "responseNode"}), 0),
+            n8n_node("Double", "n8n-nodes-base.set", json!({"mode": "manual", "assignments": {"assignments": [
+                {"id": "a", "name": "doubled", "value": "={{ $json.body.n * 2 }}", "type": "number"}]}, "options": {}}), 200),
+            n8n_node("Reply", "n8n-nodes-base.respondToWebhook", json!({"respondWith": "json",
+                "responseBody": "={{ JSON.stringify({ok: true, doubled: $json.doubled}) }}", "options": {"responseCode": 201}}), 400),
+        ], "connections": chain(&["Hook", "Double", "Reply"])}))
+        .await;
+    let id = wf["id"].as_str().unwrap();
+    // Inactive: nobody listens.
+    let resp = app
+        .http
+        .post(app.url("/webhook/orders/new"))
+        .json(&json!({"n": 21}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    app.post_json(&auth, &format!("/api/v1/workflows/{id}/activate"))
+        .await;
+    let resp = app
+        .http
+        .post(app.url("/webhook/orders/new"))
+        .json(&json!({"n": 21}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"ok": true, "doubled": 42})
+    );
+    let resp = app
+        .http
+        .get(app.url("/webhook/orders/new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405, "wrong method is named");
+    let resp = app
+        .http
+        .post(app.url("/webhook/orders/new"))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "malformed JSON gets a clear error");
+    let execs = app.executions_of(&auth, id).await;
+    assert_eq!(execs.len(), 1);
+    assert_eq!(
+        (execs[0]["mode"].as_str(), execs[0]["status"].as_str()),
+        (Some("webhook"), Some("succeeded"))
+    );
+}
+
+/// A local endpoint failing its first `fails` calls with 500.
+async fn flaky_endpoint(fails: u32) -> String {
+    use std::sync::atomic::AtomicU32;
+    let count = std::sync::Arc::new(AtomicU32::new(0));
+    let app = axum::Router::new().route(
+        "/flaky",
+        axum::routing::get(move || {
+            let count = count.clone();
+            async move {
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n < fails {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "not yet").into_response()
+                } else {
+                    axum::Json(json!({"ok": true, "attempt": n + 1})).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/flaky", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+use axum::response::IntoResponse;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_on_fail_continue_on_fail_and_the_error_workflow() {
+    let app = TestApp::spawn().await;
+    app.set_up_owner().await;
+    let auth = app.bearer(&app.api_key().await);
+    let http_node = |url: &str, extra: Value| {
+        let mut n = n8n_node(
+            "Call",
+            "n8n-nodes-base.httpRequest",
+            json!({"url": url, "options": {}}),
+            200,
+        );
+        n["typeVersion"] = json!(4.2);
+        for (k, v) in extra.as_object().unwrap() {
+            n[k] = v.clone();
+        }
+        n
+    };
+    // Fails twice, then succeeds with retryOnFail.
+    let url = flaky_endpoint(2).await;
+    let wf = app
+        .import(&auth, json!({"name": "Retry", "nodes": [n8n_node("Start", "n8n-nodes-base.manualTrigger", json!({}), 0),
+            http_node(&url, json!({"retryOnFail": true, "maxTries": 3, "waitBetweenTries": 10}))], "connections": chain(&["Start", "Call"])}))
+        .await;
+    let e = app
+        .post_json(
+            &auth,
+            &format!(
+                "/api/v1/workflows/{}/run?wait=30",
+                wf["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert_eq!(e["runData"]["Call"][0]["attempts"], 3);
+    assert_eq!(
+        e["runData"]["Call"][0]["output"][0][0]["json"]["attempt"],
+        3
+    );
+
+    // continueOnFail: the error becomes an item.
+    let url = flaky_endpoint(100).await;
+    let wf = app
+        .import(&auth, json!({"name": "Continue", "nodes": [n8n_node("Start", "n8n-nodes-base.manualTrigger", json!({}), 0),
+            http_node(&url, json!({"continueOnFail": true}))], "connections": chain(&["Start", "Call"])}))
+        .await;
+    let e = app
+        .post_json(
+            &auth,
+            &format!(
+                "/api/v1/workflows/{}/run?wait=30",
+                wf["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert!(
+        e["runData"]["Call"][0]["output"][0][0]["json"]["error"].is_string(),
+        "{e}"
+    );
+
+    // Otherwise the workflow fails and its error workflow runs with the failure as input.
+    let handler = app
+        .import(&auth, json!({"name": "On failure", "nodes": [n8n_node("Error Trigger", "n8n-nodes-base.errorTrigger", json!({}), 0),
+            n8n_node("Note", "n8n-nodes-base.noOp", json!({}), 200)], "connections": chain(&["Error Trigger", "Note"])}))
+        .await;
+    let handler_id = handler["id"].as_str().unwrap();
+    let wf = app
+        .import(&auth, json!({"name": "Fails", "settings": {"errorWorkflow": handler_id}, "nodes": [
+            n8n_node("Start", "n8n-nodes-base.manualTrigger", json!({}), 0), http_node(&url, json!({}))], "connections": chain(&["Start", "Call"])}))
+        .await;
+    let e = app
+        .post_json(
+            &auth,
+            &format!(
+                "/api/v1/workflows/{}/run?wait=30",
+                wf["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(e["status"], "failed");
+    assert!(e["error"].as_str().unwrap().starts_with("Call:"), "{e}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let handled = loop {
+        let list = app.executions_of(&auth, handler_id).await;
+        if let Some(done) = list.iter().find(|x| x["status"] == "succeeded") {
+            break done.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the error workflow did not run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(handled["mode"], "error");
+    let full: Value = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/executions/{}",
+            handled["id"].as_str().unwrap()
+        )))
+        .headers(auth.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let input = &full["runData"]["Error Trigger"][0]["output"][0][0]["json"];
+    assert_eq!(input["execution"]["id"], e["id"]);
+    assert_eq!(input["workflow"]["name"], "Fails");
+    assert!(
+        input["execution"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_schedule_fires_on_time_and_once_per_tick_across_two_processes() {
+    for postgres in [false, true] {
+        let db = if postgres {
+            match ledgerflow_store::testing::TestDb::postgres().await {
+                Some(db) => Some(db),
+                None => continue,
+            }
+        } else {
+            None
+        };
+        let home = tempfile::tempdir().unwrap();
+        let url = db
+            .as_ref()
+            .map(|d| d.url.clone())
+            .unwrap_or_else(|| ledgerflow_store::sqlite_url(home.path()));
+        let key = ledgerflow_store::vault::generate_key();
+        let mut states = Vec::new();
+        for _ in 0..2 {
+            let store = Store::connect(&url, Keyring::from_env_value(&key).unwrap())
+                .await
+                .unwrap();
+            let state = AppState::new(
+                store,
+                ServerConfig {
+                    public_url: "http://127.0.0.1:1".parse().unwrap(),
+                    sandbox_url: None,
+                },
+            );
+            ledgerflow_server::runtime::spawn(&state);
+            states.push(state);
+        }
+        let wf = ledgerflow_server::runtime::create_workflow(
+            &states[0],
+            &json!({"name": "Every second", "nodes": [
+                n8n_node("Tick", "n8n-nodes-base.scheduleTrigger", json!({"rule": {"interval": [{"field": "seconds", "secondsInterval": 1}]}}), 0),
+                n8n_node("Note", "n8n-nodes-base.noOp", json!({}), 200)], "connections": chain(&["Tick", "Note"])})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+        ledgerflow_server::runtime::set_active(&states[0], &wf.id, true)
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(4300)).await;
+        ledgerflow_server::runtime::set_active(&states[0], &wf.id, false)
+            .await
+            .unwrap();
+        let list = states[0]
+            .store
+            .executions(&ledgerflow_store::ExecutionFilter {
+                workflow_id: Some(wf.id.clone()),
+                status: None,
+                limit: Some(100),
+            })
+            .await
+            .unwrap();
+        let ticks: Vec<String> = list
+            .iter()
+            .map(|e| {
+                let t: Value = serde_json::from_str(&e.trigger_data).unwrap();
+                t["items"][0]["json"]["timestamp"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let mut unique = ticks.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            ticks.len(),
+            "each tick fired once (postgres={postgres}): {ticks:?}"
+        );
+        assert!(
+            (3..=5).contains(&ticks.len()),
+            "about one per second (postgres={postgres}): {ticks:?}"
+        );
+        assert!(list.iter().all(|e| e.mode == "trigger"));
+        if let Some(db) = db {
+            for s in &states {
+                s.store.close().await;
+            }
+            db.drop_db().await;
+        }
+    }
 }
