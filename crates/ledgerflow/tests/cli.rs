@@ -936,3 +936,118 @@ async fn two_server_processes_on_one_postgresql_database_refresh_once() {
     drop(b);
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_killed_with_sigkill_is_resumed_after_restart() {
+    let home = tempfile::tempdir().unwrap();
+    create_owner(home.path(), &[]);
+    let key = String::from_utf8(cli(home.path(), &[], &["apikey", "create"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let env = [("LEDGERFLOW_EXECUTION_STALE_SECS", "1")];
+    let mut server = Server::start(home.path(), &env);
+    let node = |name: &str, ty: &str, version: f64, params: Value| json!({"id": name, "name": name, "type": ty, "typeVersion": version, "position": [0, 0], "parameters": params});
+    let wf = json!({"name": "Slow", "nodes": [
+        node("Start", "n8n-nodes-base.manualTrigger", 1.0, json!({})),
+        node("Pause", "n8n-nodes-base.wait", 1.1, json!({"resume": "timeInterval", "amount": 3, "unit": "seconds"})),
+        node("Done", "n8n-nodes-base.set", 3.4, json!({"mode": "manual", "assignments": {"assignments": [{"id": "a", "name": "finished", "value": true, "type": "boolean"}]}, "options": {}})),
+    ], "connections": {"Start": {"main": [[{"node": "Pause", "type": "main", "index": 0}]]}, "Pause": {"main": [[{"node": "Done", "type": "main", "index": 0}]]}}});
+    let http = http();
+    let created: Value = http
+        .post(server.url("/api/v1/workflows"))
+        .bearer_auth(&key)
+        .json(&wf)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let started: Value = http
+        .post(server.url(&format!("/api/v1/workflows/{id}/run")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let exec = started["id"].as_str().unwrap().to_string();
+    // Wait until the first node is recorded (a checkpoint exists), then kill -9 during the Wait.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let e: Value = http
+            .get(server.url(&format!("/api/v1/executions/{exec}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if e["status"] == "running" && e["runData"]["Start"].is_array() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the execution never started: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let out = cli(home.path(), &[], &["executions", "show", &exec]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["status"], "running", "killed mid-run: {shown}");
+
+    // After a restart the execution is recovered and resumed after its last completed node.
+    let server = Server::start(home.path(), &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let e: Value = http
+            .get(server.url(&format!("/api/v1/executions/{exec}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if e["status"] != "running" && e["status"] != "queued" {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "not recovered: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["runData"]["Done"][0]["output"][0][0]["json"]["finished"],
+        true
+    );
+    assert_eq!(
+        done["runData"]["Start"].as_array().unwrap().len(),
+        1,
+        "the trigger did not run twice"
+    );
+    let all: Value = http
+        .get(server.url(&format!("/api/v1/executions?workflowId={id}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all["data"].as_array().unwrap().len(),
+        1,
+        "no duplicate execution"
+    );
+    assert!(
+        server.log_text().contains("recovered executions"),
+        "{}",
+        server.log_text()
+    );
+}
