@@ -944,7 +944,7 @@ fn node_runs_html(e: &ExecutionRecord, workflow: Option<&Workflow>) -> String {
                 .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()),
         })
         .collect();
-    nodes.sort_by(|a, b| a.started.cmp(&b.started));
+    nodes.sort_by_key(|n| n.started);
     let failed_node = nodes
         .iter()
         .position(|n| n.runs.iter().any(|r| !r["error"].is_null()));
@@ -1298,28 +1298,65 @@ fn layout(w: &Workflow) -> Vec<Placed> {
     placed
 }
 
-/// Columns by longest path from the nodes nothing feeds; rows in definition order.
+/// Columns by longest path from the nodes nothing feeds (edges that close a loop are ignored);
+/// rows in definition order.
 fn auto_layout(w: &Workflow, index: &HashMap<&str, usize>, placed: &mut [Placed], row_h: f64) {
     let n = w.nodes.len();
-    let mut depth = vec![0usize; n];
-    // Relaxation bounded by the node count, so loops in the graph cannot make it spin.
-    for _ in 0..n {
-        let mut changed = false;
-        for (source, conns) in &w.connections {
-            let Some(&s) = index.get(source.as_str()) else {
-                continue;
-            };
-            for c in conns.main.iter().flatten() {
-                if let Some(&t) = index.get(c.node.as_str()) {
-                    if t != s && depth[t] < depth[s] + 1 && depth[s] + 1 < n {
-                        depth[t] = depth[s] + 1;
-                        changed = true;
-                    }
-                }
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut fed = vec![false; n];
+    for (source, conns) in &w.connections {
+        let Some(&s) = index.get(source.as_str()) else {
+            continue;
+        };
+        for c in conns.main.iter().flatten() {
+            if let Some(&t) = index.get(c.node.as_str()) {
+                next[s].push(t);
+                fed[t] = true;
             }
         }
-        if !changed {
-            break;
+    }
+    // Depth-first from the roots gives a topological order of the graph without its back edges.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        next: &[Vec<usize>],
+        marks: &mut [Mark],
+        order: &mut Vec<usize>,
+        back: &mut HashSet<(usize, usize)>,
+    ) {
+        marks[i] = Mark::Open;
+        for &t in &next[i] {
+            match marks[t] {
+                Mark::New => visit(t, next, marks, order, back),
+                Mark::Open => {
+                    back.insert((i, t));
+                }
+                Mark::Done => {}
+            }
+        }
+        marks[i] = Mark::Done;
+        order.push(i);
+    }
+    let mut marks = vec![Mark::New; n];
+    let mut order = Vec::with_capacity(n);
+    let mut back = HashSet::new();
+    let roots = (0..n).filter(|&i| !fed[i]).chain(0..n);
+    for i in roots.collect::<Vec<_>>() {
+        if marks[i] == Mark::New {
+            visit(i, &next, &mut marks, &mut order, &mut back);
+        }
+    }
+    let mut depth = vec![0usize; n];
+    for &s in order.iter().rev() {
+        for &t in &next[s] {
+            if !back.contains(&(s, t)) && t != s {
+                depth[t] = depth[t].max(depth[s] + 1);
+            }
         }
     }
     let mut rows: HashMap<usize, usize> = HashMap::new();

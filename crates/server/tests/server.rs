@@ -2161,3 +2161,46 @@ async fn a_schedule_fires_on_time_and_once_per_tick_across_two_processes() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_n8n_workflow_with_its_xero_node_imports_and_runs_unchanged() {
+    let fx = XeroFixture::new(|c| c.auto_approve = true).await;
+    let cred = connected(&fx).await;
+    let tenant = fx.app.store.tenants(&cred).await.unwrap()[0]
+        .tenant_id
+        .clone();
+    // As n8n exports it: its Xero node, parameter names and credential reference (n8n's id).
+    let xero = |name: &str, params: Value| {
+        json!({"id": name, "name": name, "type": "n8n-nodes-base.xero", "typeVersion": 1, "position": [0, 0],
+               "parameters": params, "credentials": {"xeroOAuth2Api": {"id": "4", "name": "Xero"}}})
+    };
+    let wf = json!({"name": "New customer invoice", "nodes": [
+        n8n_node("Start", "n8n-nodes-base.manualTrigger", json!({}), 0),
+        xero("Create contact", json!({"resource": "contact", "operation": "create", "organizationId": tenant,
+            "name": "n8n Imported Ltd", "additionalFields": {"emailAddress": "billing@imported.example"}})),
+        xero("Create invoice", json!({"resource": "invoice", "operation": "create", "organizationId": tenant, "type": "ACCREC",
+            "contactId": "={{ $json.ContactID }}",
+            "lineItemsUi": {"lineItemsValues": [{"description": "Onboarding", "quantity": "1", "unitAmount": "250", "accountCode": "200"}]},
+            "additionalFields": {"reference": "={{ 'WELCOME-' + $json.Name.split(' ')[0] }}"}})),
+    ], "connections": chain(&["Start", "Create contact", "Create invoice"])});
+    let created = fx.app.import(&fx.auth, wf).await;
+    assert_eq!(created["definition"]["nodes"][1]["type"], "ledgerflow.xero");
+    let e = fx
+        .app
+        .post_json(
+            &fx.auth,
+            &format!(
+                "/api/v1/workflows/{}/run?wait=60",
+                created["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+    let invoice = &e["runData"]["Create invoice"][0]["output"][0][0]["json"];
+    assert_eq!(invoice["Reference"], "WELCOME-n8n");
+    assert_eq!(invoice["Contact"]["Name"], "n8n Imported Ltd");
+    assert_eq!(invoice["Total"].as_f64().map(|t| t >= 250.0), Some(true));
+    // The token never reaches run data.
+    let token = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    assert!(!e.to_string().contains(token.access_token.expose_secret()));
+}
