@@ -6,7 +6,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 /// A failed API call. Each variant's doc names its HTTP status.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,7 +38,7 @@ pub enum Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let instance = Uuid::new_v4().to_string();
+        let instance = crate::state::new_uuid().to_string();
         match self {
             Problem::Unauthorized(detail) => (
                 StatusCode::UNAUTHORIZED,

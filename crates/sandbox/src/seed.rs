@@ -7,7 +7,7 @@
 //! as the API, so seeded totals obey the same arithmetic as created ones.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use rand::rngs::StdRng;
+use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -237,7 +237,7 @@ fn settings(ledger: &mut Ledger, spec: &SeedSpec<'_>, now: DateTime<Utc>) {
             .iter()
             .find(|(t, _)| t == kind)
             .map(|(_, c)| *c);
-        let id = Uuid::new_v4().to_string();
+        let id = crate::state::new_uuid().to_string();
         let mut account = json!({
             "AccountID": id, "Code": code, "Name": name, "Type": kind, "TaxType": tax, "Status": "ACTIVE",
             "Class": class, "EnablePaymentsToAccount": *kind == "BANK", "ShowInExpenseClaims": *kind == "OVERHEADS",
@@ -270,10 +270,10 @@ fn settings(ledger: &mut Ledger, spec: &SeedSpec<'_>, now: DateTime<Utc>) {
         );
     }
     for (name, options) in TRACKING {
-        let id = Uuid::new_v4().to_string();
+        let id = crate::state::new_uuid().to_string();
         let options: Vec<Value> = options
             .iter()
-            .map(|o| json!({"TrackingOptionID": Uuid::new_v4(), "Name": o, "Status": "ACTIVE"}))
+            .map(|o| json!({"TrackingOptionID": crate::state::new_uuid(), "Name": o, "Status": "ACTIVE"}))
             .collect();
         ledger.upsert(
             "TrackingCategories",
@@ -281,13 +281,13 @@ fn settings(ledger: &mut Ledger, spec: &SeedSpec<'_>, now: DateTime<Utc>) {
             json!({"TrackingCategoryID": id, "Name": name, "Status": "ACTIVE", "Options": options}),
         );
     }
-    let theme = Uuid::new_v4().to_string();
+    let theme = crate::state::new_uuid().to_string();
     ledger.upsert("BrandingThemes", &theme, json!({"BrandingThemeID": theme, "Name": "Standard", "Type": "INVOICE", "SortOrder": 0, "CreatedDateUTC": updated}));
-    let user = Uuid::new_v4().to_string();
+    let user = crate::state::new_uuid().to_string();
     ledger.upsert("Users", &user, json!({"UserID": user, "EmailAddress": crate::state::DEMO_EMAIL, "FirstName": "Demo", "LastName": "User",
         "UpdatedDateUTC": updated, "IsSubscriber": true, "OrganisationRole": "FINANCIALADVISER"}));
     for (code, name, sale, purchase) in ITEMS {
-        let id = Uuid::new_v4().to_string();
+        let id = crate::state::new_uuid().to_string();
         let mut item = json!({
             "ItemID": id, "Code": code, "Name": name, "Description": name, "IsSold": true,
             "IsPurchased": *purchase > 0.0, "IsTrackedAsInventory": false, "UpdatedDateUTC": updated,
@@ -302,7 +302,7 @@ fn settings(ledger: &mut Ledger, spec: &SeedSpec<'_>, now: DateTime<Utc>) {
     }
     // Opening balance: the owner's capital in the bank on the day the books start.
     let opening = (now - Duration::days(400)).date_naive();
-    let journal = Uuid::new_v4().to_string();
+    let journal = crate::state::new_uuid().to_string();
     ledger.upsert("ManualJournals", &journal, json!({
         "ManualJournalID": journal, "Narration": "Opening balance", "Status": "POSTED",
         "Date": ms_day(opening), "LineAmountTypes": "NoTax", "UpdatedDateUTC": updated,
@@ -317,7 +317,7 @@ fn settings(ledger: &mut Ledger, spec: &SeedSpec<'_>, now: DateTime<Utc>) {
 
 fn contacts(
     ledger: &mut Ledger,
-    rng: &mut StdRng,
+    rng: &mut SmallRng,
     count: usize,
     now: DateTime<Utc>,
 ) -> (Vec<String>, Vec<String>) {
@@ -336,7 +336,7 @@ fn contacts(
         } else {
             format!("{base} {}", i + 1)
         };
-        let id = Uuid::new_v4().to_string();
+        let id = crate::state::new_uuid().to_string();
         let first = [
             "Ana", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hemi",
         ][rng.gen_range(0..8)];
@@ -396,7 +396,7 @@ fn create(
 
 fn documents(
     ledger: &mut Ledger,
-    rng: &mut StdRng,
+    rng: &mut SmallRng,
     count: usize,
     parties: &(Vec<String>, Vec<String>),
     now: DateTime<Utc>,
@@ -493,7 +493,7 @@ fn documents(
 /// Monthly bank fees and interest as bank transactions, and a savings sweep every few months.
 fn bank_lines(
     ledger: &mut Ledger,
-    rng: &mut StdRng,
+    rng: &mut SmallRng,
     parties: &(Vec<String>, Vec<String>),
     now: DateTime<Utc>,
 ) {
@@ -524,7 +524,7 @@ fn bank_lines(
 /// Quotes to customers and purchase orders to suppliers, in every status.
 fn orders(
     ledger: &mut Ledger,
-    rng: &mut StdRng,
+    rng: &mut SmallRng,
     parties: &(Vec<String>, Vec<String>),
     now: DateTime<Utc>,
 ) {
@@ -592,7 +592,7 @@ fn orders(
 /// Builds one organisation's demo books.
 pub fn demo_ledger(spec: &SeedSpec<'_>, now: DateTime<Utc>) -> Ledger {
     let mut ledger = Ledger::new(spec.tenant_id, organisation(spec, now));
-    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut rng = SmallRng::seed_from_u64(spec.seed);
     settings(&mut ledger, spec, now);
     let parties = contacts(&mut ledger, &mut rng, spec.contacts, now);
     documents(&mut ledger, &mut rng, spec.invoices, &parties, now);
@@ -610,7 +610,7 @@ mod tests {
         SeedSpec {
             name: "Test Ltd",
             short_code: "!T",
-            tenant_id: Uuid::new_v4(),
+            tenant_id: crate::state::new_uuid(),
             contacts: 30,
             invoices,
             seed: 7,

@@ -199,6 +199,30 @@ pub const DEMO_ORGS: &[(&str, &str)] = &[
     ("Sandbox Services Ltd", "!SbSv2"),
 ];
 
+thread_local! {
+    static ID_STATE: std::cell::Cell<u64> = std::cell::Cell::new(rand::thread_rng().gen());
+}
+
+/// A random (version 4) UUID for record ids. Seeding creates hundreds of thousands of them, so
+/// they come from a per-thread SplitMix64 sequence seeded from the system generator rather than
+/// a system call or a cryptographic generator each; ids need to be unique, not secret.
+pub fn new_uuid() -> Uuid {
+    let next = || {
+        ID_STATE.with(|state| {
+            let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            state.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    let (high, low) = (next(), next());
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&high.to_le_bytes());
+    bytes[8..].copy_from_slice(&low.to_le_bytes());
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// A random token of `len` URL-safe characters.
 pub fn random_token(len: usize) -> String {
     rand::thread_rng()

@@ -145,7 +145,7 @@ pub async fn run_sender(sandbox: Weak<Sandbox>, mut receiver: mpsc::UnboundedRec
                 sandbox.clone(),
                 http.clone(),
                 Delivery {
-                    id: Uuid::new_v4(),
+                    id: crate::state::new_uuid(),
                     client_id,
                     url,
                     attempt: 0,

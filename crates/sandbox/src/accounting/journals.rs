@@ -13,7 +13,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use super::ledger::Ledger;
 use super::model::{get, get_str, money, ms_date, ms_day, number, parse_day};
@@ -161,8 +160,23 @@ fn source_id(collection: &str, record: &Value) -> Value {
     get(record, field).cloned().unwrap_or(Value::Null)
 }
 
+/// Account details a journal line names, by code.
+type AccountIndex = std::collections::HashMap<String, (Value, Value, Value)>;
+
+fn account_index(ledger: &Ledger) -> AccountIndex {
+    ledger
+        .records("Accounts")
+        .filter_map(|a| {
+            let code = get_str(a, "Code")?.to_owned();
+            let field = |k: &str| get(a, k).cloned().unwrap_or(Value::Null);
+            Some((code, (field("AccountID"), field("Type"), field("Name"))))
+        })
+        .collect()
+}
+
 fn append(
     ledger: &mut Ledger,
+    accounts: &AccountIndex,
     entry: &Entry,
     sign: f64,
     source: Value,
@@ -170,20 +184,19 @@ fn append(
     at: DateTime<Utc>,
 ) {
     let number = ledger.next_number("JOURNAL");
+    let unknown = (Value::Null, Value::Null, Value::Null);
     let lines: Vec<Value> = entry
         .lines
         .iter()
         .map(|(code, amount)| {
-            let account = ledger
-                .records("Accounts")
-                .find(|a| get_str(a, "Code") == Some(code.as_str()));
+            let (id, kind, name) = accounts.get(code).unwrap_or(&unknown);
             let amount = money(sign * amount);
             json!({
-                "JournalLineID": Uuid::new_v4(),
-                "AccountID": account.and_then(|a| get(a, "AccountID")).cloned().unwrap_or(Value::Null),
+                "JournalLineID": crate::state::new_uuid(),
+                "AccountID": id,
                 "AccountCode": code,
-                "AccountType": account.and_then(|a| get(a, "Type")).cloned().unwrap_or(Value::Null),
-                "AccountName": account.and_then(|a| get(a, "Name")).cloned().unwrap_or(Value::Null),
+                "AccountType": kind,
+                "AccountName": name,
                 "Description": "",
                 "NetAmount": amount,
                 "GrossAmount": amount,
@@ -193,7 +206,7 @@ fn append(
         })
         .collect();
     ledger.journals.push(json!({
-        "JournalID": Uuid::new_v4(),
+        "JournalID": crate::state::new_uuid(),
         "JournalDate": ms_day(entry.day),
         "JournalNumber": number,
         "CreatedDateUTC": ms_date(at),
@@ -236,30 +249,40 @@ pub fn record_change(
     }
     let source = source_id(collection, after);
     let reference = reference(after);
+    let accounts = account_index(ledger);
     if let Some(old) = old {
-        append(ledger, &old, -1.0, source.clone(), &reference, at);
+        append(
+            ledger,
+            &accounts,
+            &old,
+            -1.0,
+            source.clone(),
+            &reference,
+            at,
+        );
     }
     if let Some(new) = new {
-        append(ledger, &new, 1.0, source, &reference, at);
+        append(ledger, &accounts, &new, 1.0, source, &reference, at);
     }
 }
 
 /// Builds the journal log of seeded books, in date order, as if each record had been
 /// entered on its date (voided seeded documents are left out).
 pub fn rebuild(ledger: &mut Ledger) {
-    let mut posting: Vec<(NaiveDate, &'static str, Value)> = Vec::new();
+    let mut posting: Vec<(Entry, Value, String)> = Vec::new();
     for collection in POSTING_COLLECTIONS {
         for record in ledger.records(collection) {
             if let Some(e) = entry(collection, record) {
-                posting.push((e.day, collection, record.clone()));
+                posting.push((e, source_id(collection, record), reference(record)));
             }
         }
     }
-    posting.sort_by_key(|(day, _, _)| *day);
+    posting.sort_by_key(|(e, _, _)| e.day);
     ledger.journals.clear();
-    for (day, collection, record) in posting {
-        let at = day.and_hms_opt(9, 0, 0).unwrap_or_default().and_utc();
-        record_change(ledger, collection, None, &record, at);
+    let accounts = account_index(ledger);
+    for (entry, source, reference) in posting {
+        let at = entry.day.and_hms_opt(9, 0, 0).unwrap_or_default().and_utc();
+        append(ledger, &accounts, &entry, 1.0, source, &reference, at);
     }
 }
 
@@ -286,7 +309,7 @@ mod tests {
 
     #[test]
     fn an_approved_sale_posts_balanced_lines_and_a_void_reverses_them() {
-        let mut ledger = Ledger::new(Uuid::new_v4(), json!({}));
+        let mut ledger = Ledger::new(crate::state::new_uuid(), json!({}));
         let invoice = json!({"InvoiceID": "i1", "InvoiceNumber": "INV-1", "Type": "ACCREC", "Status": "AUTHORISED",
             "Date": "/Date(1767225600000+0000)/", "LineAmountTypes": "Exclusive", "Total": 115.0,
             "LineItems": [{"AccountCode": "200", "LineAmount": 100.0, "TaxAmount": 15.0}]});

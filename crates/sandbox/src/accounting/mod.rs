@@ -375,7 +375,7 @@ fn too_many(refusal: Refusal) -> Response {
 /// Xero's response envelope.
 pub fn envelope(provider: &str, now: DateTime<Utc>, key: &str, items: Value) -> Map<String, Value> {
     let mut map = Map::new();
-    map.insert("Id".into(), json!(Uuid::new_v4()));
+    map.insert("Id".into(), json!(crate::state::new_uuid()));
     map.insert("Status".into(), json!("OK"));
     map.insert("ProviderName".into(), json!(provider));
     map.insert("DateTimeUTC".into(), json!(ms_date(now)));

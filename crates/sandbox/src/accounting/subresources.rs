@@ -6,7 +6,6 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use super::ledger::{Attachment, Ledger, Tx, Written};
 use super::model::{get, get_path, get_str, ms_date};
@@ -296,7 +295,7 @@ pub(super) fn attachments(
                 .unwrap_or("application/octet-stream")
                 .to_owned();
             let attachment = Attachment {
-                id: Uuid::new_v4(),
+                id: crate::state::new_uuid(),
                 file_name: name.to_owned(),
                 mime_type,
                 include_online: call.params.flag("IncludeOnline"),
@@ -532,8 +531,7 @@ pub(super) fn tracking_options(
                         format!("The tracking option {name} already exists."),
                     ));
                 }
-                let created =
-                    json!({"TrackingOptionID": Uuid::new_v4(), "Name": name, "Status": "ACTIVE"});
+                let created = json!({"TrackingOptionID": crate::state::new_uuid(), "Name": name, "Status": "ACTIVE"});
                 options.push(created.clone());
                 added.push(created);
             }

@@ -10,7 +10,6 @@ pub mod settings;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use super::ledger::Tx;
 use super::model::{get, get_str, money, number};
@@ -28,7 +27,7 @@ pub(crate) fn fail<T>(message: impl Into<String>) -> Result<T, Errors> {
 }
 
 pub(crate) fn new_id() -> String {
-    Uuid::new_v4().to_string()
+    crate::state::new_uuid().to_string()
 }
 
 pub(crate) fn object(value: Value) -> Map<String, Value> {
