@@ -55,6 +55,20 @@ enum Command {
     /// List, show, retry and cancel executions.
     #[command(subcommand)]
     Executions(ExecutionsCommand),
+    /// Describe node types.
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+}
+
+#[derive(Subcommand)]
+enum NodesCommand {
+    /// Resources, operations, parameters and scopes of a node (`xero`).
+    Describe {
+        node: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -451,6 +465,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sandbox(args) => sandbox(args).await,
         Command::Workflow(cmd) => workflow(cmd).await,
         Command::Executions(cmd) => executions(cmd).await,
+        Command::Nodes(NodesCommand::Describe { node, json }) => {
+            if !node.eq_ignore_ascii_case("xero") && node != ledgerflow_nodes_xero::node::TYPE_NAME
+            {
+                bail!("no documentation for node '{node}'; try `ledgerflow nodes describe xero`");
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ledgerflow_nodes_xero::docs::describe())?
+                );
+            } else {
+                print!("{}", ledgerflow_nodes_xero::docs::describe_text());
+            }
+            Ok(())
+        }
     }
 }
 

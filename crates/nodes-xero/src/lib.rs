@@ -2,6 +2,7 @@
 //! rate-limited Xero client. [`params`] reads a node's parameters; [`run`] does the work for a
 //! batch of items. The adapter to the workflow engine lives beside them.
 
+pub mod docs;
 pub mod n8n;
 pub mod node;
 pub mod params;

@@ -65,9 +65,20 @@ h2{font-size:17px;margin:0 0 12px}section.card+section.card{margin-top:20px}
 pub fn page(title: &str, nav: &str, user: Option<(&str, &str)>, body: &str) -> Html<String> {
     let header = match user {
         Some((email, csrf)) => format!(
-            r#"<nav><a href="/credentials" class="{c}">Credentials</a></nav>
+            r#"<nav>{links}</nav>
 <div class="who"><span>{email}</span><form method="post" action="/signout"><input type="hidden" name="_csrf" value="{csrf}"><button class="btn link" type="submit">Sign out</button></form></div>"#,
-            c = if nav == "credentials" { "on" } else { "" },
+            links = [
+                ("workflows", "/workflows", "Workflows"),
+                ("executions", "/executions", "Executions"),
+                ("credentials", "/credentials", "Credentials"),
+                ("nodes", "/nodes/xero", "Nodes"),
+            ]
+            .iter()
+            .map(|(key, href, label)| format!(
+                r#"<a href="{href}" class="{}">{label}</a>"#,
+                if nav == *key { "on" } else { "" }
+            ))
+            .collect::<String>(),
             email = esc(email),
             csrf = esc(csrf),
         ),

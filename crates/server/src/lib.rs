@@ -137,6 +137,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/credentials/{id}/delete", post(credential_pages::delete))
         .route("/signout", post(pages::signout))
+        .route("/nodes/xero", get(pages::xero_node_docs))
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -308,3 +308,58 @@ pub async fn credentials_list(
         ),
     ))
 }
+
+/// The Xero node's documentation: resources, operations, parameters and scopes.
+pub async fn xero_node_docs(Extension(p): Extension<Principal>) -> Html<String> {
+    let d = ledgerflow_nodes_xero::docs::describe();
+    let rows: String = d["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let ops: String = r["operations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| {
+                    format!(
+                        "<tr><td>{}</td><td class=\"hint\">{}</td><td><code>{}</code><div class=\"hint\">broad: <code>{}</code></div></td></tr>",
+                        esc(o["operation"].as_str().unwrap_or_default()),
+                        esc(o["parameters"].as_str().unwrap_or_default()),
+                        esc(o["scope"].as_str().unwrap_or_default()),
+                        esc(o["broadScope"].as_str().unwrap_or_default()),
+                    )
+                })
+                .collect();
+            format!(
+                "<section class=\"card\" style=\"margin-bottom:16px\"><h2>{} <span class=\"hint\">id: {}</span></h2><table><thead><tr><th>Operation</th><th>Parameters</th><th>Scope</th></tr></thead><tbody>{ops}</tbody></table></section>",
+                esc(r["resource"].as_str().unwrap_or_default()),
+                esc(r["idField"].as_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    let reports: String = d["reports"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "<tr><td>{}</td><td><code>{}</code></td></tr>",
+                esc(r["report"].as_str().unwrap_or_default()),
+                esc(r["scope"].as_str().unwrap_or_default())
+            )
+        })
+        .collect();
+    page(
+        "Xero node",
+        "nodes",
+        user_of(&p),
+        &format!(
+            r#"<h1>Xero node</h1><p class="sub">Type <code>ledgerflow.xero</code>, credential <code>xeroOAuth2Api</code>. {batching}</p>
+<p class="hint">Organisation: {org}</p>{rows}
+<section class="card"><h2>Reports</h2><p class="hint">Operation <code>report</code>; broad scope <code>accounting.reports.read</code>.</p><table><tbody>{reports}</tbody></table></section>"#,
+            batching = esc(d["batching"].as_str().unwrap_or_default()),
+            org = esc(d["organisation"].as_str().unwrap_or_default()),
+        ),
+    )
+}

@@ -76,6 +76,7 @@ details.node.error{border-color:#fecdca}
 .io h3{font-size:14px;margin:8px 0 6px}
 pre.item{background:#f9fafb;border:1px solid var(--line);border-radius:6px;padding:8px 10px;margin:0 0 8px;font-size:12px;line-height:1.45;overflow:auto;max-height:360px;white-space:pre-wrap;word-break:break-word}
 .muted{color:var(--muted)}
+dl.kv{margin:0}.ok-mark{color:var(--ok);font-weight:700}.bad-mark{color:var(--bad);font-weight:700}
 </style>"#;
 
 /// Checks the JSON in a form's textarea before it is sent, so a typo is caught without a round
@@ -652,10 +653,12 @@ async fn show_page(
     };
     let text = match editor_text {
         Some(t) => t.to_string(),
-        None => serde_json::from_str::<Value>(&record.definition)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| record.definition.clone()),
+        // The stored text keeps n8n's key order. Its `active` is always false (activation is
+        // the switch above, not part of the definition), so it is left out rather than shown
+        // wrong.
+        None => record
+            .definition
+            .replacen("\n  \"active\": false,\n", "\n", 1),
     };
     let recent = state
         .store
@@ -874,6 +877,20 @@ async fn execution_page(
     } else {
         ""
     };
+    let run_data: Option<RunDataJson> = e
+        .run_data
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
+    let graph = match &definition {
+        Some(w) => format!(
+            r#"<section class="card" id="graph"><h2>Graph</h2><div class="graph">{}</div><p class="hint">Green nodes ran, red failed, faded ones did not run; each output shows how many items it passed on.</p></section>"#,
+            render_graph(
+                w,
+                Some(&run_data.as_ref().map(run_marks).unwrap_or_default())
+            )
+        ),
+        None => String::new(),
+    };
     let opt = |v: Option<i64>| v.map(when_exact).unwrap_or_else(|| "—".to_string());
     let retry_of = match &e.retry_of {
         Some(r) => format!(
@@ -892,7 +909,7 @@ async fn execution_page(
 <dt>Status</dt><dd>{label}</dd><dt>Workflow</dt><dd>{workflow_link}</dd><dt>Mode</dt><dd><span class="tag">{mode}</span></dd>
 <dt>Queued</dt><dd>{queued}</dd><dt>Started</dt><dd>{started}</dd><dt>Finished</dt><dd>{finished}</dd><dt>Duration</dt><dd>{duration}</dd>{retry_of}
 <dt>Execution id</dt><dd><code>{id}</code></dd></dl></section>
-<section class="card" id="nodes"><h2>Nodes</h2>{nodes}</section>"#,
+{graph}<section class="card" id="nodes"><h2>Nodes</h2>{nodes}</section>"#,
         short = esc(short_id(&e.id)),
         badge = status_badge(&e.status),
         label = esc(status_label(&e.status)),
@@ -901,7 +918,7 @@ async fn execution_page(
         started = opt(e.started_at),
         finished = opt(e.finished_at),
         duration = execution_duration(e),
-        nodes = node_runs_html(e, definition.as_ref()),
+        nodes = node_runs_html(e, run_data.as_ref(), definition.as_ref()),
     );
     Ok(page(
         &format!("Execution {}", short_id(&e.id)),
@@ -918,12 +935,36 @@ struct NodeRuns<'a> {
     started: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
-fn node_runs_html(e: &ExecutionRecord, workflow: Option<&Workflow>) -> String {
-    let parsed: Option<BTreeMap<String, Vec<Value>>> = e
-        .run_data
-        .as_deref()
-        .and_then(|t| serde_json::from_str(t).ok());
-    let Some(run_data) = parsed.filter(|r| !r.is_empty()) else {
+/// An execution's `run_data`: node name → that node's runs.
+type RunDataJson = BTreeMap<String, Vec<Value>>;
+
+fn run_marks(run_data: &RunDataJson) -> HashMap<String, RunMark> {
+    run_data
+        .iter()
+        .map(|(name, runs)| {
+            let mut mark = RunMark {
+                failed: runs.iter().any(|r| !r["error"].is_null()),
+                outputs: Vec::new(),
+            };
+            for run in runs {
+                for (k, list) in run["output"].as_array().into_iter().flatten().enumerate() {
+                    if mark.outputs.len() <= k {
+                        mark.outputs.resize(k + 1, 0);
+                    }
+                    mark.outputs[k] += count_items(&Value::Array(vec![list.clone()]));
+                }
+            }
+            (name.clone(), mark)
+        })
+        .collect()
+}
+
+fn node_runs_html(
+    e: &ExecutionRecord,
+    run_data: Option<&RunDataJson>,
+    workflow: Option<&Workflow>,
+) -> String {
+    let Some(run_data) = run_data.filter(|r| !r.is_empty()) else {
         return match e.status.as_str() {
             status::QUEUED => r#"<p class="hint">Waiting for a worker to start it…</p>"#.into(),
             status::RUNNING => {
@@ -1038,11 +1079,15 @@ fn node_html(n: &NodeRuns, node: Option<&WorkflowNode>, open: bool) -> String {
         })
         .collect();
     format!(
-        r#"<details class="node{err_cls}" data-node="{name}"{open}><summary><strong>{name}</strong>{type_tag}<span class="hint" style="margin:0">{mark} · in {items_in} · out {items_out} · {ms} ms{runs_note}</span></summary><div class="node-body">{runs}</div></details>"#,
+        r#"<details class="node{err_cls}" data-node="{name}"{open}><summary><strong>{name}</strong>{type_tag}{mark}<span class="hint" style="margin:0">in {items_in} · out {items_out} · {ms} ms{runs_note}</span></summary><div class="node-body">{runs}</div></details>"#,
         err_cls = if has_error { " error" } else { "" },
         name = esc(n.name),
         open = if open { " open" } else { "" },
-        mark = if has_error { "✗ error" } else { "✓" },
+        mark = if has_error {
+            r#"<span class="bad-mark">✗ failed</span>"#
+        } else {
+            r#"<span class="ok-mark">✓</span>"#
+        },
         items_in = items_label(items_in),
         items_out = items_label(items_out),
         runs_note = if n.runs.len() > 1 {
@@ -1138,15 +1183,16 @@ fn item_html(index: usize, item: &Value) -> String {
 // The workflow graph as SVG
 // ---------------------------------------------------------------------------------------------
 
-const NODE_W: f64 = 180.0;
+const NODE_W: f64 = 170.0;
 const NODE_H: f64 = 58.0;
 const PORT_GAP: f64 = 20.0;
 /// Space kept between boxes, so edges and output labels stay visible.
-const GAP_X: f64 = 80.0;
+const GAP_X: f64 = 66.0;
 const GAP_Y: f64 = 34.0;
 const MARGIN: f64 = 24.0;
-/// Beyond this width the graph scrolls instead of shrinking text past readability.
-const MAX_FIT_WIDTH: f64 = 1500.0;
+/// The graph shrinks to fit its card down to this scale; below it, text would be too small to
+/// read, so the card scrolls sideways instead.
+const MIN_DISPLAY_SCALE: f64 = 0.7;
 
 /// The labels of a node's outputs, in order: "" for a lone main output; "true"/"false" for If;
 /// rule names or numbers for Switch; "error" for the error output of `onError:
@@ -1233,10 +1279,15 @@ fn layout(w: &Workflow) -> Vec<Placed> {
             x: n.position[0],
             y: n.position[1],
             h: NODE_H,
-            inputs: core_nodes()
-                .get(&n.node_type)
-                .map_or(1, |t| t.inputs(n))
-                .max(1),
+            // Triggers have no input unless something is connected to them.
+            inputs: if is_trigger(n) {
+                0
+            } else {
+                core_nodes()
+                    .get(&n.node_type)
+                    .map_or(1, |t| t.inputs(n))
+                    .max(1)
+            },
             outputs: output_labels(n),
         })
         .collect();
@@ -1392,10 +1443,24 @@ fn edge_path((x1, y1): (f64, f64), (x2, y2): (f64, f64)) -> String {
     )
 }
 
+/// What one node did in an execution, for drawing it on the graph.
+#[derive(Debug, Default)]
+struct RunMark {
+    failed: bool,
+    /// Items per output, summed over the node's runs.
+    outputs: Vec<usize>,
+}
+
 /// The workflow drawn as inline SVG: nodes as rounded boxes at their canvas positions (scaled to
 /// fit), labelled with name and type; edges from each output port to the target's input port.
 /// Nodes with several outputs (If, Switch, error outputs) get one labelled port per output.
 pub fn graph_svg(workflow: &Workflow) -> String {
+    render_graph(workflow, None)
+}
+
+/// The graph with an execution drawn on it: nodes that ran, failed or did not run, and the
+/// number of items on each output.
+fn render_graph(workflow: &Workflow, marks: Option<&HashMap<String, RunMark>>) -> String {
     if workflow.nodes.is_empty() {
         return r#"<p class="hint">This workflow has no nodes.</p>"#.to_string();
     }
@@ -1406,8 +1471,11 @@ pub fn graph_svg(workflow: &Workflow) -> String {
         .enumerate()
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
-    let width = placed.iter().map(|p| p.x + NODE_W).fold(0.0, f64::max) + MARGIN + 60.0;
+    let width = placed.iter().map(|p| p.x + NODE_W).fold(0.0, f64::max) + MARGIN + 70.0;
     let height = placed.iter().map(|p| p.y + p.h).fold(0.0, f64::max) + MARGIN;
+    let mark_of = |name: &str| marks.and_then(|m| m.get(name));
+    let items_on =
+        |name: &str, out: usize| mark_of(name).map(|m| m.outputs.get(out).copied().unwrap_or(0));
 
     let mut edges = String::new();
     let mut used_outputs: HashSet<(usize, usize)> = HashSet::new();
@@ -1424,9 +1492,15 @@ pub fn graph_svg(workflow: &Workflow) -> String {
                 let from = placed[s].output_port(out);
                 let to = placed[t].input_port(c.index);
                 let label = placed[s].outputs.get(out).map(String::as_str).unwrap_or("");
+                let mut cls = String::new();
+                if label == "error" {
+                    cls.push_str(" error");
+                }
+                if items_on(source, out).is_some_and(|n| n > 0) {
+                    cls.push_str(" live");
+                }
                 edges.push_str(&format!(
                     r#"<path class="edge{cls}" data-from="{from_name}" data-to="{to_name}" d="{d}" marker-end="url(#lf-arrow)"/>"#,
-                    cls = if label == "error" { " error" } else { "" },
                     from_name = esc(source),
                     to_name = esc(&c.node),
                     d = edge_path(from, to),
@@ -1446,6 +1520,12 @@ pub fn graph_svg(workflow: &Workflow) -> String {
         if node.disabled {
             classes.push_str(" disabled");
         }
+        match (marks, mark_of(&node.name)) {
+            (Some(_), Some(m)) if m.failed => classes.push_str(" failed"),
+            (Some(_), Some(_)) => classes.push_str(" ran"),
+            (Some(_), None) => classes.push_str(" skipped"),
+            (None, _) => {}
+        }
         let mut ports = String::new();
         for k in 0..p.inputs {
             let (x, y) = p.input_port(k);
@@ -1460,12 +1540,17 @@ pub fn graph_svg(workflow: &Workflow) -> String {
                 r#"<circle class="port{}" cx="{x:.1}" cy="{y:.1}" r="4"/>"#,
                 if connected { "" } else { " open" }
             ));
-            if !label.is_empty() {
+            let text = match (items_on(&node.name, k), label.is_empty()) {
+                (Some(n), true) => items_label(n),
+                (Some(n), false) => format!("{} · {n}", truncate(label, 10)),
+                (None, _) => truncate(label, 12),
+            };
+            if !text.is_empty() {
                 ports.push_str(&format!(
                     r#"<text class="out-label{cls}" x="{:.1}" y="{:.1}">{}</text>"#,
                     x + 7.0,
-                    y - 5.0,
-                    esc(&truncate(label, 12)),
+                    y - 6.0,
+                    esc(&text),
                     cls = match label.as_str() {
                         "true" | "success" => " yes",
                         "false" | "error" => " no",
@@ -1485,10 +1570,14 @@ pub fn graph_svg(workflow: &Workflow) -> String {
             String::new()
         };
         let cy = p.y + p.h / 2.0;
+        let kind = if node.disabled {
+            format!("{kind} · disabled")
+        } else {
+            kind
+        };
         nodes.push_str(&format!(
-            r#"<g class="{classes}" data-name="{name}"><title>{name_full} ({type_full}){disabled}</title><rect x="{x:.1}" y="{y:.1}" width="{NODE_W}" height="{h:.1}" rx="10"/>{accent}<text class="name" x="{tx:.1}" y="{ny:.1}">{name_short}</text><text class="type" x="{tx:.1}" y="{ty:.1}">{kind}</text>{ports}</g>"#,
+            r#"<g class="{classes}" data-name="{name}"><title>{name} ({type_full}){disabled}</title><rect x="{x:.1}" y="{y:.1}" width="{NODE_W}" height="{h:.1}" rx="10"/>{accent}<text class="name" x="{tx:.1}" y="{ny:.1}">{name_short}</text><text class="type" x="{tx:.1}" y="{ty:.1}">{kind}</text>{ports}</g>"#,
             name = esc(&node.name),
-            name_full = esc(&node.name),
             type_full = esc(&node.node_type),
             disabled = if node.disabled { " — disabled" } else { "" },
             x = p.x,
@@ -1496,39 +1585,28 @@ pub fn graph_svg(workflow: &Workflow) -> String {
             h = p.h,
             tx = p.x + 16.0,
             ny = cy - 3.0,
-            ty = cy + 14.0,
-            name_short = esc(&truncate(&node.name, 21)),
-            kind = esc(&truncate(
-                &if node.disabled {
-                    format!("{kind} · disabled")
-                } else {
-                    kind.clone()
-                },
-                26
-            )),
+            ty = cy + 15.0,
+            name_short = esc(&truncate(&node.name, 18)),
+            kind = esc(&truncate(&kind, 22)),
         ));
     }
 
-    let size = if width <= MAX_FIT_WIDTH {
-        format!(r#"width="{width:.0}" style="max-width:100%;height:auto""#)
-    } else {
-        // Readable rather than whole: the card scrolls sideways.
-        format!(r#"width="{:.0}" style="height:auto""#, width * 0.75)
-    };
     format!(
-        r##"<svg class="workflow-graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0} {height:.0}" {size} role="img" aria-label="Workflow graph: {count} nodes">
+        r##"<svg class="workflow-graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0} {height:.0}" width="{width:.0}" style="width:100%;max-width:{width:.0}px;min-width:{min_width:.0}px;height:auto" role="img" aria-label="Workflow graph: {count} nodes">
 <defs><marker id="lf-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#98a2b3"/></marker></defs>
 <style>
-.workflow-graph .edge{{fill:none;stroke:#98a2b3;stroke-width:2}}.workflow-graph .edge.error{{stroke:#f97066;stroke-dasharray:5 4}}
+.workflow-graph .edge{{fill:none;stroke:#98a2b3;stroke-width:2}}.workflow-graph .edge.error{{stroke:#f97066;stroke-dasharray:5 4}}.workflow-graph .edge.live{{stroke:#32d583;stroke-width:2.5}}
 .workflow-graph .node rect{{fill:#fff;stroke:#98a2b3;stroke-width:1.5}}.workflow-graph .node.trigger rect{{stroke:#0b6bcb}}
 .workflow-graph .node .accent{{fill:#0b6bcb;stroke:none}}
 .workflow-graph .node.disabled{{opacity:.55}}.workflow-graph .node.disabled rect{{stroke-dasharray:5 4}}
+.workflow-graph .node.ran rect{{stroke:#067647;stroke-width:2}}.workflow-graph .node.failed rect{{stroke:#b42318;stroke-width:2;fill:#fef3f2}}.workflow-graph .node.skipped{{opacity:.5}}
 .workflow-graph text{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}}
-.workflow-graph .name{{font-size:13px;font-weight:600;fill:#1f2430}}.workflow-graph .type{{font-size:11.5px;fill:#667085}}
+.workflow-graph .name{{font-size:14px;font-weight:600;fill:#1f2430}}.workflow-graph .type{{font-size:12px;fill:#667085}}
 .workflow-graph .port{{fill:#fff;stroke:#667085;stroke-width:1.5}}.workflow-graph .port.open{{stroke:#d0d5dd}}
-.workflow-graph .out-label{{font-size:10.5px;font-weight:600;fill:#667085}}.workflow-graph .out-label.yes{{fill:#067647}}.workflow-graph .out-label.no{{fill:#b42318}}
+.workflow-graph .out-label{{font-size:11px;font-weight:600;fill:#667085}}.workflow-graph .out-label.yes{{fill:#067647}}.workflow-graph .out-label.no{{fill:#b42318}}
 </style>
 {edges}{nodes}</svg>"##,
+        min_width = width * MIN_DISPLAY_SCALE,
         count = workflow.nodes.len(),
     )
 }
@@ -1646,6 +1724,39 @@ mod tests {
         assert_eq!(output_labels(&http), [""]);
         http.on_error = Some(OnError::ContinueErrorOutput);
         assert_eq!(output_labels(&http), ["success", "error"]);
+    }
+
+    #[test]
+    fn execution_graph_marks_what_ran_failed_and_did_not_run_with_item_counts() {
+        let w = workflow(json!({
+            "name": "w",
+            "nodes": [
+                {"name": "Start", "type": "ledgerflow.manualTrigger", "position": [0, 0], "parameters": {}},
+                {"name": "Check", "type": "ledgerflow.if", "position": [220, 0], "parameters": {}},
+                {"name": "Yes", "type": "ledgerflow.code", "position": [440, -100], "parameters": {}},
+                {"name": "No", "type": "ledgerflow.noOp", "position": [440, 100], "parameters": {}}
+            ],
+            "connections": {
+                "Start": {"main": [[{"node": "Check", "index": 0}]]},
+                "Check": {"main": [[{"node": "Yes", "index": 0}], [{"node": "No", "index": 0}]]}
+            }
+        }));
+        let item = json!({"json": {}});
+        let run_data: RunDataJson = serde_json::from_value(json!({
+            "Start": [{"input": [[item]], "output": [[item]], "error": null}],
+            "Check": [{"input": [[item]], "output": [[item, item, {"truncated": 3}], []], "error": null}],
+            "Yes": [{"input": [[item]], "output": [], "error": {"message": "boom"}}]
+        }))
+        .unwrap();
+        let svg = render_graph(&w, Some(&run_marks(&run_data)));
+        assert!(svg.contains(r#"<g class="node trigger ran" data-name="Start">"#));
+        assert!(svg.contains(r#"<g class="node failed" data-name="Yes">"#));
+        assert!(svg.contains(r#"<g class="node skipped" data-name="No">"#));
+        assert!(svg.contains(">true · 5</text>") && svg.contains(">false · 0</text>"));
+        assert!(svg.contains(r#"class="edge live" data-from="Check" data-to="Yes""#));
+        assert!(svg.contains(r#"class="edge" data-from="Check" data-to="No""#));
+        // Without an execution, nothing is marked.
+        assert!(!graph_svg(&w).contains("skipped"));
     }
 
     #[test]
