@@ -61,8 +61,10 @@ impl ExecutionMode {
     }
 }
 
-/// A request to run a workflow.
-#[derive(Debug, Clone)]
+/// A request to run a workflow. Serialisable, so the host can queue it in its store and a
+/// worker can claim and run it later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RunRequest {
     pub execution_id: String,
     pub workflow: Arc<Workflow>,

@@ -49,6 +49,26 @@ pub use nodes::webhook::{
 pub use run_data::{ErrorRecord, ExecutionResult, ExecutionStatus, NodeRun, RunData, SourceRef};
 pub use workflow::{CredentialRef, OnError, ValidationError, Workflow, WorkflowNode};
 
+/// The request that runs `error_workflow` for a failed execution of `workflow` (named in its
+/// `settings.errorWorkflow`): starts at the error workflow's Error Trigger with
+/// [`error_workflow_item`] as input.
+pub fn error_workflow_request(
+    workflow: &Workflow,
+    result: &ExecutionResult,
+    mode: ExecutionMode,
+    error_workflow: Workflow,
+) -> RunRequest {
+    let start = error_workflow
+        .nodes
+        .iter()
+        .find(|n| n.node_type == "ledgerflow.errorTrigger" && !n.disabled)
+        .map(|n| n.name.clone());
+    let mut request = RunRequest::new(error_workflow, ExecutionMode::Error);
+    request.start_node = start;
+    request.input = vec![error_workflow_item(workflow, result, mode)];
+    request
+}
+
 /// The input item for a workflow's error workflow (started at its Error Trigger), in n8n's
 /// shape: `{execution: {id, error: {message}, lastNodeExecuted, mode}, workflow: {id, name}}`.
 pub fn error_workflow_item(

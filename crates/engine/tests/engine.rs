@@ -948,19 +948,74 @@ fn schedule_triggers_compute_the_next_fire_time() {
 }
 
 #[tokio::test]
-async fn error_workflow_input_describes_the_failure() {
-    let wf = workflow(
+async fn error_workflow_runs_with_the_failure_as_input() {
+    let mut wf = workflow(
         vec![
             node("Start", "ledgerflow.manualTrigger", json!({})),
             code_node("Fail", "throw new Error('Xero said no');"),
         ],
         &[("Start", 0, "Fail", 0)],
     );
+    wf.settings.error_workflow = Some("on-error".into());
     let result = run(&engine(), wf.clone()).await;
-    let item = error_workflow_item(&wf, &result, ExecutionMode::Manual);
-    assert_eq!(
-        item.json["execution"]["error"]["message"],
-        json!("node 'Fail': Error: Xero said no")
+    assert_eq!(result.status, ExecutionStatus::Failed);
+    let handler = workflow(
+        vec![
+            node("On error", "ledgerflow.errorTrigger", json!({})),
+            set_node("Alert", "text", json!("={{ $json.workflow.name }} failed at {{ $json.execution.lastNodeExecuted }}: {{ $json.execution.error.message }}"), "string"),
+        ],
+        &[("On error", 0, "Alert", 0)],
     );
-    assert_eq!(item.json["execution"]["lastNodeExecuted"], json!("Fail"));
+    let request = error_workflow_request(&wf, &result, ExecutionMode::Manual, handler);
+    assert_eq!(request.mode, ExecutionMode::Error);
+    let handled = engine()
+        .run(request, &NoopObserver, &CancelToken::new())
+        .await;
+    assert_eq!(
+        handled.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        handled.error
+    );
+    assert_eq!(
+        handled.output("Alert", 0)[0].json["text"],
+        json!("test failed at Fail: node 'Fail': Error: Xero said no")
+    );
+}
+
+#[tokio::test]
+async fn expressions_see_vars_node_run_index_and_binary() {
+    let wf = workflow(
+        vec![
+            node("Start", "ledgerflow.manualTrigger", json!({})),
+            code_node("Data", "return [{json: {n: 1}, binary: {file: {data: 'aGk=', mimeType: 'text/plain', fileName: 'hi.txt'}}}, {json: {n: 2}}];"),
+            node("Read", "ledgerflow.set", json!({"assignments": {"assignments": [
+                {"name": "region", "value": "={{ $vars.region }}", "type": "string"},
+                {"name": "first", "value": "={{ $input.first().json.n }}", "type": "number"},
+                {"name": "viaNode", "value": "={{ $node['Data'].json.n }}", "type": "number"},
+                {"name": "run", "value": "={{ $runIndex }}", "type": "number"},
+                {"name": "file", "value": "={{ $binary.file ? $binary.file.fileName : 'none' }}", "type": "string"},
+                {"name": "mode", "value": "={{ $execution.mode }}", "type": "string"}
+            ]}})),
+        ],
+        &[("Start", 0, "Data", 0), ("Data", 0, "Read", 0)],
+    );
+    let mut request = RunRequest::new(wf, ExecutionMode::Manual);
+    request.vars.insert("region".into(), json!("NZ"));
+    let result = engine()
+        .run(request, &NoopObserver, &CancelToken::new())
+        .await;
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        result.error
+    );
+    assert_eq!(
+        result.output_json("Read"),
+        vec![
+            json!({"region": "NZ", "first": 1, "viaNode": 1, "run": 0, "file": "hi.txt", "mode": "manual"}),
+            json!({"region": "NZ", "first": 1, "viaNode": 2, "run": 0, "file": "none", "mode": "manual"}),
+        ]
+    );
 }
