@@ -2503,6 +2503,8 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
         ("/ManualJournals", "ManualJournals"),
         ("/Quotes", "Quotes"),
         ("/Journals", "Journals"),
+        ("/Organisation/Actions", "Actions"),
+        ("/InvoiceReminders/Settings", "InvoiceReminders"),
         ("/ContactGroups", "ContactGroups"),
         ("/BankTransfers", "BankTransfers"),
         ("/PurchaseOrders", "PurchaseOrders"),
@@ -2569,6 +2571,17 @@ async fn responses_validate_against_the_xero_openapi_schemas() {
             .check("Allocations", &allocation)
             .into_iter()
             .map(|e| format!("PUT Allocations: {e}")),
+    );
+    let batch_invoice = authorised_invoice(&app, &who, 12.0).await;
+    let (status, batch) = app
+        .api(&who, M::PUT, "/BatchPayments", Some(json!({"Account": {"Code": "090"}, "Payments": [{"Invoice": {"InvoiceID": batch_invoice}, "Amount": 12}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{batch}");
+    problems.extend(
+        accounting
+            .check("BatchPayments", &batch)
+            .into_iter()
+            .map(|e| format!("PUT BatchPayments: {e}")),
     );
     let history = app
         .get_ok(&who, &format!("/Invoices/{invoice_id}/History"))
@@ -3400,4 +3413,45 @@ async fn journals_page_by_offset_and_record_approvals_and_voids() {
     );
     let by_number = app.get_ok(&who, &format!("/Journals/{}", last + 1)).await;
     assert_eq!(by_number["Journals"][0]["JournalID"], fresh[0]["JournalID"]);
+}
+
+#[tokio::test]
+async fn a_batch_payment_pays_several_invoices_at_once() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let first_id = authorised_invoice(&app, &who, 30.0).await;
+    let second_id = authorised_invoice(&app, &who, 70.0).await;
+    let (status, batch) = app
+        .api(&who, M::PUT, "/BatchPayments", Some(json!({"BatchPayments": [{"Account": {"Code": "090"}, "Date": today(), "Reference": "Run 42",
+            "Payments": [{"Invoice": {"InvoiceID": first_id}, "Amount": 30}, {"Invoice": {"InvoiceID": second_id}, "Amount": 70}]}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{batch}");
+    let batch = first(&batch, "BatchPayments");
+    assert_eq!(
+        (batch["TotalAmount"].as_f64(), batch["Type"].as_str()),
+        (Some(100.0), Some("RECBATCH"))
+    );
+    for id in [&first_id, &second_id] {
+        assert_eq!(
+            first(
+                &app.get_ok(&who, &format!("/Invoices/{id}")).await,
+                "Invoices"
+            )["Status"],
+            "PAID"
+        );
+    }
+    let (status, _) = app
+        .api(&who, M::PUT, "/BatchPayments", Some(json!({"Account": {"Code": "090"}, "Payments": [{"Invoice": {"InvoiceID": first_id}, "Amount": 1}]})))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a paid invoice cannot be paid again"
+    );
+    let actions = app.get_ok(&who, "/Organisation/Actions").await;
+    assert!(actions["Actions"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x["Name"] == "CreateJournals")));
+    let reminders = app.get_ok(&who, "/InvoiceReminders/Settings").await;
+    assert_eq!(reminders["InvoiceReminders"][0]["Enabled"], false);
 }

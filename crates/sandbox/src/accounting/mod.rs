@@ -102,6 +102,7 @@ enum Target {
     Resource(&'static Resource),
     Organisation,
     Journals,
+    InvoiceReminders,
     Report(&'static str, Access),
     NotEmulated(&'static str, Access),
 }
@@ -135,6 +136,9 @@ fn route(segments: &[String]) -> Option<Target> {
     if first.eq_ignore_ascii_case("Journals") {
         return Some(Target::Journals);
     }
+    if first.eq_ignore_ascii_case("InvoiceReminders") {
+        return Some(Target::InvoiceReminders);
+    }
     if first.eq_ignore_ascii_case("Reports") {
         let name = segments.get(1).map(String::as_str).unwrap_or("");
         return Some(
@@ -159,6 +163,7 @@ fn endpoint_key(method: &Method, segments: &[String], target: Option<&Target>) -
         Some(Target::Resource(r)) => r.name.to_owned(),
         Some(Target::Organisation) => "Organisation".to_owned(),
         Some(Target::Journals) => "Journals".to_owned(),
+        Some(Target::InvoiceReminders) => "InvoiceReminders".to_owned(),
         Some(Target::Report(_, _)) => "Reports".to_owned(),
         Some(Target::NotEmulated(n, _)) => (*n).to_owned(),
         None => segments.first().cloned().unwrap_or_default(),
@@ -233,6 +238,7 @@ async fn dispatch(
         Target::Resource(r) => r.access,
         Target::Organisation => Access::new("accounting.settings", "accounting.settings"),
         Target::Journals => Access::new("accounting.journals.read", "accounting.journals.read"),
+        Target::InvoiceReminders => Access::new("accounting.settings", "accounting.settings"),
         Target::Report(_, access) | Target::NotEmulated(_, access) => *access,
     };
     let read = method == Method::GET;
@@ -395,6 +401,41 @@ fn handle(call: &Call<'_>, target: &Target) -> Result<Response, Problem> {
     }
     match target {
         Target::Resource(resource) => handle_resource(call, resource),
+        Target::InvoiceReminders => {
+            let settings =
+                call.segments.len() == 2 && call.segments[1].eq_ignore_ascii_case("Settings");
+            if !settings {
+                return Err(Problem::NotFound);
+            }
+            if call.method != Method::GET {
+                return Err(Problem::MethodNotAllowed);
+            }
+            Ok(Json(envelope(
+                &call.provider,
+                call.now,
+                "InvoiceReminders",
+                json!([{"Enabled": false}]),
+            ))
+            .into_response())
+        }
+        Target::Organisation
+            if call.segments.len() == 2 && call.segments[1].eq_ignore_ascii_case("Actions") =>
+        {
+            if call.method != Method::GET {
+                return Err(Problem::MethodNotAllowed);
+            }
+            let actions: Vec<Value> = ORGANISATION_ACTIONS
+                .iter()
+                .map(|name| json!({"Name": name, "Status": "ALLOWED"}))
+                .collect();
+            Ok(Json(envelope(
+                &call.provider,
+                call.now,
+                "Actions",
+                Value::Array(actions),
+            ))
+            .into_response())
+        }
         Target::Organisation => {
             if call.segments.len() > 1 {
                 return Err(Problem::NotImplemented(format!(
@@ -509,6 +550,22 @@ fn journals_list(call: &Call<'_>) -> Result<Response, Problem> {
     ))
     .into_response())
 }
+
+/// What an app may do in the organisation (`GET /Organisation/Actions`); all allowed here.
+const ORGANISATION_ACTIONS: &[&str] = &[
+    "UseMulticurrency",
+    "CreateApprovedInvoice",
+    "CreateDraftInvoice",
+    "CreateApprovedBill",
+    "CreateDraftBill",
+    "CreateApprovedPayment",
+    "CreateSpendMoney",
+    "CreateReceiveMoney",
+    "CreateBankTransfer",
+    "CreateJournals",
+    "CreateContacts",
+    "AttachFiles",
+];
 
 /// Titles of the documents Xero renders as PDF.
 const PDF_TITLES: &[(&str, &str)] = &[

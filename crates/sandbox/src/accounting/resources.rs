@@ -28,6 +28,7 @@ pub enum Kind {
     PurchaseOrder,
     BankTransfer,
     ContactGroup,
+    BatchPayment,
     /// Listed and fetched only.
     ReadOnly,
 }
@@ -241,18 +242,26 @@ pub const RESOURCES: &[Resource] = &[
             Kind::ContactGroup,
         )
     },
+    Resource {
+        status_field: Some("Status"),
+        history: true,
+        ..resource(
+            "BatchPayments",
+            "BatchPaymentID",
+            PAYMENTS,
+            Kind::BatchPayment,
+        )
+    },
 ];
 
 /// Documented Xero resources the sandbox does not emulate: answered with 501 after the usual
 /// authentication, tenant and scope checks.
 pub const NOT_EMULATED: &[(&str, Access)] = &[
-    ("BatchPayments", PAYMENTS),
     (
         "Budgets",
         Access::new("accounting.budgets.read", "accounting.budgets.read"),
     ),
     ("ExpenseClaims", INVOICES),
-    ("InvoiceReminders", SETTINGS),
     ("LinkedTransactions", INVOICES),
     ("Overpayments", PAYMENTS),
     ("PaymentServices", PAYMENTS),
@@ -292,6 +301,7 @@ pub fn apply(
         Kind::BankTransaction => banking::bank_transaction(tx, existing, input, ctx),
         Kind::ManualJournal => banking::manual_journal(tx, existing, input, ctx),
         Kind::BankTransfer => banking::bank_transfer(tx, existing, input, ctx),
+        Kind::BatchPayment => documents::batch_payment(tx, existing, input, ctx),
         Kind::ContactGroup => settings::contact_group(tx, existing, input),
         Kind::Quote => orders::order(&orders::QUOTE, tx, existing, input, ctx),
         Kind::PurchaseOrder => orders::order(&orders::PURCHASE_ORDER, tx, existing, input, ctx),

@@ -1,4 +1,4 @@
-//! Rules for invoices, credit notes, payments and credit note allocations: line totals by
+//! Rules for invoices, credit notes, payments, batch payments and credit note allocations: line totals by
 //! `LineAmountTypes`, status transitions (drafts are deleted, approved documents voided), payments
 //! and allocations that reduce `AmountDue` and move a document to `PAID`.
 
@@ -600,4 +600,84 @@ pub fn allocate_credit(
         json!({"AllocationID": allocation_id, "Amount": amount, "Date": ms_day(date),
         "Invoice": invoice_ref, "CreditNote": credit_ref, "StatusAttributeString": "OK"}),
     )
+}
+
+/// A batch payment pays several invoices from one bank account in one go: each line becomes a
+/// payment (with the usual checks), and the batch records them.
+pub(crate) fn batch_payment(
+    tx: &mut Tx<'_>,
+    existing: Option<&Value>,
+    input: &Value,
+    ctx: &WriteCtx,
+) -> Result<Value, Errors> {
+    if existing.is_some() {
+        return fail("Batch payments cannot be edited; delete the payments in Xero instead.");
+    }
+    let lines = get(input, "Payments")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if lines.is_empty() {
+        return fail("A batch payment needs at least one payment.");
+    }
+    let Some(account) = get(input, "Account") else {
+        return fail("A batch payment must specify an Account (AccountID or Code).");
+    };
+    let date = get(input, "Date")
+        .cloned()
+        .unwrap_or_else(|| json!(date_string(ctx.now.date_naive())));
+    let reference = get_str(input, "Reference").unwrap_or_default().to_owned();
+    let mut errors = Vec::new();
+    let mut payments = Vec::new();
+    let mut kinds = Vec::new();
+    for line in &lines {
+        let single = json!({"Invoice": get(line, "Invoice"), "Account": account, "Date": date,
+            "Amount": get(line, "Amount"), "Reference": get_str(line, "Reference").unwrap_or(&reference)});
+        match payment(tx, None, &single, ctx) {
+            Ok(made) => {
+                let id = get_str(&made, "PaymentID").unwrap_or_default().to_owned();
+                kinds.push(get_str(&made, "PaymentType").unwrap_or_default().to_owned());
+                payments.push(json!({"PaymentID": id, "Invoice": get(&made, "Invoice"), "Amount": get(&made, "Amount")}));
+                tx.stage("Payments", &id, made);
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    kinds.dedup();
+    if kinds.len() > 1 {
+        errors.push("A batch payment pays either sales invoices or bills, not both.".to_owned());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let total: f64 = payments
+        .iter()
+        .filter_map(|p| get(p, "Amount").and_then(number))
+        .sum();
+    let day = parse_day(&date).unwrap_or_else(|| ctx.now.date_naive());
+    let first_payment = payments
+        .first()
+        .and_then(|p| get_str(p, "PaymentID"))
+        .unwrap_or_default()
+        .to_owned();
+    let account_summary = tx
+        .find("Payments", |p| {
+            get_str(p, "PaymentID") == Some(first_payment.as_str())
+        })
+        .and_then(|p| get(p, "Account"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok(json!({
+        "BatchPaymentID": new_id(),
+        "Account": account_summary,
+        "Reference": reference,
+        "Date": ms_day(day),
+        "DateString": date_string(day),
+        "Type": if kinds.first().map(String::as_str) == Some("ACCPAYPAYMENT") { "PAYBATCH" } else { "RECBATCH" },
+        "Status": "AUTHORISED",
+        "TotalAmount": money(total),
+        "IsReconciled": false,
+        "UpdatedDateUTC": ms_date(ctx.now),
+        "Payments": payments,
+    }))
 }
