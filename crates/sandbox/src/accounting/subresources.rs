@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::handlers::{failed_element, lookup, validation_body};
 use super::ledger::{Attachment, Ledger, Tx, Written};
 use super::model::{get, get_path, get_str, ms_date};
 use super::resources::{self, Resource, WriteCtx};
-use super::{envelope, failed_element, lookup, validation_body, Call};
+use super::{envelope, Call};
 use crate::problem::Problem;
 use crate::state::lock;
 use crate::webhooks::Event;
