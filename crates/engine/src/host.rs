@@ -188,6 +188,14 @@ pub struct NodeFinished<'a> {
     pub state: &'a ExecutionState,
 }
 
+impl NodeFinished<'_> {
+    /// The run as JSON with input/output capped at `max_bytes` per list (what to store for
+    /// display; see [`capped_run_json`]).
+    pub fn capped_run(&self, max_bytes: usize) -> Value {
+        capped_run_json(self.run, max_bytes)
+    }
+}
+
 /// Implemented by the host to persist executions. All methods default to doing nothing.
 #[async_trait::async_trait]
 pub trait ExecutionObserver: Send + Sync {
@@ -332,7 +340,7 @@ impl ExecutionObserver for InMemoryExecutionStore {
     }
 
     async fn node_finished(&self, event: NodeFinished<'_>) -> Result<(), ObserverError> {
-        let capped = capped_run_json(event.run, self.max_item_bytes.max(1));
+        let capped = event.capped_run(self.max_item_bytes.max(1));
         if let Some(e) = self.lock().get_mut(event.execution_id) {
             e.node_runs
                 .push((event.node.to_string(), event.run_index, capped));
