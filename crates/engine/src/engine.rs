@@ -130,6 +130,7 @@ struct EngineInner {
     services: Services,
     limits: SandboxLimits,
     max_depth: usize,
+    max_node_runs: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -148,6 +149,7 @@ pub struct EngineBuilder {
     http: Option<reqwest::Client>,
     limits: SandboxLimits,
     max_depth: usize,
+    max_node_runs: usize,
 }
 
 impl EngineBuilder {
@@ -182,6 +184,12 @@ impl EngineBuilder {
         self.max_depth = depth;
         self
     }
+    /// Maximum node runs in one execution (default 100,000), so a loop in a workflow that never
+    /// exits ends as a failure instead of running forever.
+    pub fn max_node_runs(mut self, runs: usize) -> Self {
+        self.max_node_runs = runs;
+        self
+    }
     pub fn build(self) -> Engine {
         Engine {
             inner: Arc::new(EngineInner {
@@ -193,6 +201,7 @@ impl EngineBuilder {
                 },
                 limits: self.limits,
                 max_depth: self.max_depth,
+                max_node_runs: self.max_node_runs,
             }),
         }
     }
@@ -214,6 +223,7 @@ impl Engine {
             http: None,
             limits: SandboxLimits::default(),
             max_depth: 10,
+            max_node_runs: 100_000,
         }
     }
 
@@ -441,9 +451,26 @@ impl Engine {
                 );
             }
         }
+        let mut node_runs: usize = state.run_data.values().map(Vec::len).sum();
         loop {
             if cancel.is_cancelled() {
                 return (ExecutionStatus::Cancelled, None);
+            }
+            node_runs += 1;
+            if node_runs > self.inner.max_node_runs {
+                let message = format!(
+                    "the execution ran more than {} nodes: does the workflow loop without an exit?",
+                    self.inner.max_node_runs
+                );
+                return (
+                    ExecutionStatus::Failed,
+                    Some(ErrorRecord {
+                        message,
+                        description: None,
+                        node: state.last_node_executed.clone(),
+                        item_index: None,
+                    }),
+                );
             }
             let entry = match state.stack.pop_front() {
                 Some(e) => e,

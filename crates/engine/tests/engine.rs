@@ -1019,3 +1019,25 @@ async fn expressions_see_vars_node_run_index_and_binary() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_loop_without_exit_is_stopped_by_the_node_run_limit() {
+    let wf = workflow(
+        vec![
+            node("Start", "ledgerflow.manualTrigger", json!({})),
+            node("Again", "ledgerflow.noOp", json!({})),
+            node("And again", "ledgerflow.noOp", json!({})),
+        ],
+        &[
+            ("Start", 0, "Again", 0),
+            ("Again", 0, "And again", 0),
+            ("And again", 0, "Again", 0),
+        ],
+    );
+    let engine = Engine::builder().max_node_runs(50).build();
+    let result = run(&engine, wf).await;
+    assert_eq!(result.status, ExecutionStatus::Failed);
+    let msg = result.error.expect("error").message;
+    assert!(msg.contains("ran more than 50 nodes"), "{msg}");
+    assert_eq!(result.run_data["Again"].len(), 25);
+}
