@@ -3455,3 +3455,20 @@ async fn a_batch_payment_pays_several_invoices_at_once() {
     let reminders = app.get_ok(&who, "/InvoiceReminders/Settings").await;
     assert_eq!(reminders["InvoiceReminders"][0]["Enabled"], false);
 }
+
+#[tokio::test]
+async fn request_bodies_over_three_and_a_half_megabytes_are_refused() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let huge = "x".repeat(3_600_000);
+    let response = app
+        .api_raw(
+            &who,
+            M::PUT,
+            "/Contacts",
+            Some(json!({"Contacts": [{"Name": "Big", "Website": huge}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

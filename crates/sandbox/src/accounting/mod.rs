@@ -51,8 +51,10 @@ use crate::problem::Problem;
 use crate::scopes::Access;
 use crate::state::{lock, Sandbox};
 
-/// Largest request body (attachments); Xero caps other POST bodies at 3.5 MB.
+/// Largest request body (attachments).
 const MAX_BODY: usize = 25 * 1024 * 1024;
+/// Xero's cap on other request bodies: 3.5 MB.
+const MAX_DOCUMENT_BODY: usize = 3_500_000;
 
 pub fn router() -> Router<Arc<Sandbox>> {
     Router::new()
@@ -224,6 +226,17 @@ async fn dispatch(
     let Some(target) = target else {
         return Problem::NotFound.into_response();
     };
+    let attachment_upload = segments
+        .get(2)
+        .is_some_and(|s| s.eq_ignore_ascii_case("Attachments"));
+    if body.len() > MAX_DOCUMENT_BODY && !attachment_upload {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({"Title": "Request Entity Too Large", "Status": 413,
+                "Detail": "Xero accepts request bodies up to 3.5 MB; send about 50 elements per request"})),
+        )
+            .into_response();
+    }
     let bearer = match bearer(&sandbox, &headers) {
         Ok(b) => b,
         Err(p) => return p.into_response(),
