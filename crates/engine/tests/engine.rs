@@ -775,10 +775,24 @@ async fn tiny_server() -> (String, tokio::task::JoinHandle<()>) {
             let authorised = request
                 .lines()
                 .any(|l| l.eq_ignore_ascii_case("x-api-key: s3cret-value"));
-            let page2 = request.lines().next().unwrap_or("").contains("page=2");
-            let body = if page2 { json!([]) } else { json!([{"invoice": "INV-1", "authorised": authorised}, {"invoice": "INV-2", "authorised": authorised}]) }.to_string();
+            let first_line = request.lines().next().unwrap_or("").to_string();
+            let page2 = first_line.contains("page=2");
+            let (status, content_type, body) = if first_line.contains("/missing") {
+                (
+                    "404 Not Found",
+                    "text/plain",
+                    "no invoice INV-9 here".to_string(),
+                )
+            } else if first_line.contains("/file") {
+                ("200 OK", "application/pdf", "%PDF-1.4 fake".to_string())
+            } else if page2 {
+                ("200 OK", "application/json", "[]".to_string())
+            } else {
+                let list = json!([{"invoice": "INV-1", "authorised": authorised}, {"invoice": "INV-2", "authorised": authorised}]);
+                ("200 OK", "application/json", list.to_string())
+            };
             let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = socket.write_all(response.as_bytes()).await;
@@ -1040,4 +1054,93 @@ async fn a_loop_without_exit_is_stopped_by_the_node_run_limit() {
     let msg = result.error.expect("error").message;
     assert!(msg.contains("ran more than 50 nodes"), "{msg}");
     assert_eq!(result.run_data["Again"].len(), 25);
+}
+
+#[tokio::test]
+async fn http_errors_name_the_status_and_never_error_and_files_become_items() {
+    let (base, server) = tiny_server().await;
+    let auth = |mut n: WorkflowNode| {
+        n.credentials.insert(
+            "httpHeaderAuth".into(),
+            CredentialRef {
+                id: Some("cred-1".into()),
+                name: "Billing API".into(),
+            },
+        );
+        n
+    };
+    let request_node = |name: &str, path: &str, extra: Value| {
+        let mut p = json!({"method": "GET", "url": format!("{base}{path}"), "authentication": "genericCredentialType", "genericAuthType": "httpHeaderAuth"});
+        if let (Some(p), Value::Object(extra)) = (p.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        auth(node(name, "ledgerflow.httpRequest", p))
+    };
+    let engine = Engine::builder()
+        .credentials(Arc::new(TestCredentials))
+        .build();
+
+    let wf = workflow(
+        vec![
+            node("Start", "ledgerflow.manualTrigger", json!({})),
+            request_node("Fetch", "/missing", json!({})),
+        ],
+        &[("Start", 0, "Fetch", 0)],
+    );
+    let failed = run(&engine, wf).await;
+    let err = failed.error.expect("fails");
+    assert!(
+        err.message
+            .contains("returned status 404: no invoice INV-9 here"),
+        "{}",
+        err.message
+    );
+    assert!(!serde_json::to_string(&failed.run_data)
+        .expect("json")
+        .contains("s3cret-value"));
+
+    let wf = workflow(
+        vec![
+            node("Start", "ledgerflow.manualTrigger", json!({})),
+            request_node(
+                "Tolerant",
+                "/missing",
+                json!({"options": {"response": {"response": {"neverError": true, "fullResponse": true}}}}),
+            ),
+            request_node(
+                "Pdf",
+                "/file",
+                json!({"options": {"response": {"response": {"responseFormat": "file", "outputPropertyName": "invoice"}}}}),
+            ),
+        ],
+        &[("Start", 0, "Tolerant", 0), ("Tolerant", 0, "Pdf", 0)],
+    );
+    let result = run(&engine, wf).await;
+    server.abort();
+    assert_eq!(
+        result.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        result.error
+    );
+    let tolerant = &result.output_json("Tolerant")[0];
+    assert_eq!(
+        (tolerant["statusCode"].clone(), tolerant["body"].clone()),
+        (json!(404), json!("no invoice INV-9 here"))
+    );
+    let pdf = &result.output("Pdf", 0)[0];
+    let binary = pdf
+        .binary
+        .as_ref()
+        .and_then(|b| b.get("invoice"))
+        .expect("binary property");
+    assert_eq!(binary.mime_type, "application/pdf");
+    assert_eq!(binary.file_name.as_deref(), Some("file"));
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&binary.data)
+            .expect("base64"),
+        b"%PDF-1.4 fake"
+    );
 }
