@@ -293,6 +293,22 @@ impl Engine {
         })
     }
 
+    /// Runs a workflow on tokio's blocking pool, so JavaScript (CPU-bound, up to the Code
+    /// time limit) never stalls the async workers serving HTTP. Needs a multi-threaded runtime.
+    /// This is how a worker should start a claimed execution.
+    pub fn spawn(
+        &self,
+        request: RunRequest,
+        observer: Arc<dyn ExecutionObserver>,
+        cancel: CancelToken,
+    ) -> tokio::task::JoinHandle<ExecutionResult> {
+        let engine = self.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(async move { engine.run(request, observer.as_ref(), &cancel).await })
+        })
+    }
+
     /// Continues an execution from a persisted state (after the last completed node).
     pub async fn resume(
         &self,
@@ -764,6 +780,23 @@ impl Engine {
         for entry in ready.into_iter().rev() {
             state.stack.push_front(entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn execution_futures_can_be_spawned_on_a_multithreaded_runtime() {
+        let engine = Engine::builder().build();
+        let observer = crate::host::NoopObserver;
+        let cancel = CancelToken::new();
+        let request = RunRequest::new(Workflow::default(), ExecutionMode::Manual);
+        let future = engine.run(request, &observer, &cancel);
+        assert_send(&future);
     }
 }
 

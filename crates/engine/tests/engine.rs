@@ -1144,3 +1144,32 @@ async fn http_errors_name_the_status_and_never_error_and_files_become_items() {
         b"%PDF-1.4 fake"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_executions_run_off_the_async_workers() {
+    let wf = workflow(
+        vec![
+            node("Start", "ledgerflow.manualTrigger", json!({})),
+            code_node(
+                "Busy",
+                "let s = 0; for (let i = 0; i < 100000; i++) s += i; return [{json: {s}}];",
+            ),
+        ],
+        &[("Start", 0, "Busy", 0)],
+    );
+    let store = Arc::new(InMemoryExecutionStore::new());
+    let request = RunRequest::new(wf, ExecutionMode::Trigger);
+    let id = request.execution_id.clone();
+    let result = engine()
+        .spawn(request, store.clone(), CancelToken::new())
+        .await
+        .expect("joins");
+    assert_eq!(
+        result.output_json("Busy"),
+        vec![json!({"s": 4999950000i64})]
+    );
+    assert_eq!(
+        store.get(&id).map(|e| e.status),
+        Some(ExecutionStatus::Succeeded)
+    );
+}
