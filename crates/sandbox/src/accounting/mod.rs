@@ -202,6 +202,31 @@ pub(super) struct Call<'a> {
     now: DateTime<Utc>,
 }
 
+/// Percent-decodes one path segment (`+` stays a plus sign, unlike in a query string).
+fn decode_segment(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 async fn dispatch(
     State(sandbox): State<Arc<Sandbox>>,
     method: Method,
@@ -214,22 +239,17 @@ async fn dispatch(
     let segments: Vec<String> = rest
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_else(|| s.to_owned())
-        })
+        .map(decode_segment)
         .collect();
     let target = route(&segments);
     sandbox.count(endpoint_key(&method, &segments, target.as_ref()));
     let Some(target) = target else {
         return Problem::NotFound.into_response();
     };
-    let attachment_upload = segments
+    let attachments = segments
         .get(2)
         .is_some_and(|s| s.eq_ignore_ascii_case("Attachments"));
-    if body.len() > MAX_DOCUMENT_BODY && !attachment_upload {
+    if body.len() > MAX_DOCUMENT_BODY && !attachments {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             Json(json!({"Title": "Request Entity Too Large", "Status": 413,
@@ -245,9 +265,6 @@ async fn dispatch(
         Ok(t) => t,
         Err(p) => return p.into_response(),
     };
-    let attachments = segments
-        .get(2)
-        .is_some_and(|s| s.eq_ignore_ascii_case("Attachments"));
     let access = match &target {
         Target::Resource(_) if attachments => {
             Access::new("accounting.attachments", "accounting.attachments")
@@ -602,6 +619,16 @@ mod tests {
 
     fn segs(path: &str) -> Vec<String> {
         path.split('/').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded_but_plus_stays_a_plus() {
+        assert_eq!(
+            decode_segment("contract%20v1+final.pdf"),
+            "contract v1+final.pdf"
+        );
+        assert_eq!(decode_segment("100%"), "100%");
+        assert_eq!(decode_segment("%E2%82%AC"), "€");
     }
 
     #[test]

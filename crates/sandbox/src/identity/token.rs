@@ -219,6 +219,10 @@ fn refresh(
                 r.rotated = Some(now);
             }
         }
+        // Rotated tokens past their grace period can never be used again: forget them.
+        world
+            .refresh_tokens
+            .retain(|_, r| r.rotated.is_none_or(|at| now - at <= grace));
         record.grant_id
     };
     Ok(issue_tokens(sandbox, grant_id, None))
