@@ -783,23 +783,6 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_send<T: Send>(_: &T) {}
-
-    #[test]
-    fn execution_futures_can_be_spawned_on_a_multithreaded_runtime() {
-        let engine = Engine::builder().build();
-        let observer = crate::host::NoopObserver;
-        let cancel = CancelToken::new();
-        let request = RunRequest::new(Workflow::default(), ExecutionMode::Manual);
-        let future = engine.run(request, &observer, &cancel);
-        assert_send(&future);
-    }
-}
-
 /// Moves a node's error items to output 0 (`continueRegularOutput`) or to an extra last output
 /// (`continueErrorOutput`).
 fn route_error_items(out: &mut NodeOutput, mode: OnError) {
@@ -837,5 +820,22 @@ pub async fn sleep_cancellable(duration: Duration, cancel: &CancelToken) -> Resu
     tokio::select! {
         _ = tokio::time::sleep(duration) => Ok(()),
         _ = cancel.cancelled() => Err(NodeError::cancelled()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn execution_futures_can_be_spawned_on_a_multithreaded_runtime() {
+        let engine = Engine::builder().build();
+        let observer = crate::host::NoopObserver;
+        let cancel = CancelToken::new();
+        let request = RunRequest::new(Workflow::default(), ExecutionMode::Manual);
+        let future = engine.run(request, &observer, &cancel);
+        assert_send(&future);
     }
 }
