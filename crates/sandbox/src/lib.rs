@@ -17,6 +17,7 @@
 //! | `https://api.xero.com/connections` | `{base}/connections`, `DELETE {base}/connections/{id}` |
 //! | `https://api.xero.com/api.xro/2.0` | `{base}/api.xro/2.0` (paths case-insensitive) |
 //! | developer portal "My Apps" | `{base}/portal` |
+//! | online invoice (the link `OnlineInvoice` returns) | `{base}/online-invoice/{InvoiceID}` |
 //! | (sandbox only) admin API | `{base}/_sandbox` (see [`admin`]) |
 //!
 //! # What is emulated
@@ -78,6 +79,7 @@ mod html;
 pub mod identity;
 pub mod jwt;
 pub mod limits;
+mod online;
 pub mod portal;
 mod problem;
 pub mod scopes;
@@ -293,6 +295,7 @@ fn build_router(sandbox: Arc<Sandbox>) -> Router {
     Router::new()
         .merge(identity::router())
         .merge(portal::router())
+        .merge(online::router())
         .merge(accounting::router())
         .layer(axum::middleware::from_fn_with_state(
             sandbox.clone(),

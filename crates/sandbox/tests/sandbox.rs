@@ -3472,3 +3472,29 @@ async fn request_bodies_over_three_and_a_half_megabytes_are_refused() {
         .await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn the_online_invoice_link_opens_a_page_showing_the_amount_due() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    let id = authorised_invoice(&app, &who, 45.0).await;
+    let online = app
+        .get_ok(&who, &format!("/Invoices/{id}/OnlineInvoice"))
+        .await;
+    let link = online["OnlineInvoices"][0]["OnlineInvoiceUrl"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(link.starts_with(&app.base));
+    let page = app.http.get(&link).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("id=\"amount-due\"") && html.contains("45.00"));
+    let missing = app
+        .http
+        .get(app.url("/online-invoice/00000000-0000-0000-0000-000000000000"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
