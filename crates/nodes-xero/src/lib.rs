@@ -7,6 +7,7 @@ pub mod n8n;
 pub mod node;
 pub mod params;
 pub mod run;
+pub mod triggers;
 
 pub use node::{XeroHost, XeroNode};
 pub use params::XeroParams;

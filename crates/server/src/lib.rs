@@ -22,6 +22,7 @@ pub mod webhooks;
 pub mod workflow_pages;
 pub mod workflows_api;
 pub mod xero_host;
+pub mod xero_triggers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub webhook_events: Arc<tokio::sync::Notify>,
     /// Workflows: the engine, the worker pool's state, triggers.
     pub runtime: Arc<runtime::Runtime>,
+    /// The process's Xero client and credential connections (shared rate limits).
+    pub xero: Arc<xero_host::ServerXeroHost>,
 }
 
 impl AppState {
@@ -99,7 +102,9 @@ impl AppState {
                 store: store.clone(),
             }))
             .http_client(http.clone())
-            .node(ledgerflow_nodes_xero::XeroNode { host: xero })
+            .node(ledgerflow_nodes_xero::XeroNode { host: xero.clone() })
+            .node(ledgerflow_nodes_xero::triggers::XeroWebhookTriggerNode)
+            .node(ledgerflow_nodes_xero::triggers::XeroPollTriggerNode)
             .build();
         AppState {
             store,
@@ -109,6 +114,7 @@ impl AppState {
             tokens,
             webhook_events: Arc::new(tokio::sync::Notify::new()),
             runtime: Arc::new(runtime::Runtime::new(engine, runtime_config)),
+            xero,
         }
     }
 }

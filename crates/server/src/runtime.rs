@@ -169,12 +169,16 @@ pub async fn set_active(
         let w = load(&record).map_err(ApiError::internal)?;
         let has_trigger = !ledgerflow_engine::webhook_triggers(&w).is_empty()
             || !schedule_triggers(&w).map_err(invalid)?.is_empty()
-            || w.nodes
-                .iter()
-                .any(|n| n.node_type.starts_with("ledgerflow.xeroTrigger"));
+            || w.nodes.iter().any(|n| {
+                [
+                    ledgerflow_nodes_xero::triggers::WEBHOOK_TRIGGER,
+                    ledgerflow_nodes_xero::triggers::POLL_TRIGGER,
+                ]
+                .contains(&n.node_type.as_str())
+            });
         if !has_trigger {
             return Err(invalid(
-                "this workflow has no trigger that can start it on its own (Webhook, Schedule Trigger or Xero Trigger); run it by hand instead".into(),
+                "this workflow has no trigger that can start it on its own (Webhook, Schedule Trigger, Xero Trigger or Xero Polling Trigger); run it by hand instead".into(),
             ));
         }
     }
@@ -265,6 +269,7 @@ pub fn spawn(state: &AppState) {
     }
     tokio::spawn(maintenance(state.clone()));
     tokio::spawn(scheduler(state.clone()));
+    crate::xero_triggers::spawn(state);
 }
 
 async fn worker(state: AppState) {

@@ -169,19 +169,33 @@ pub fn type_label(node_type: &str) -> String {
             other => other.to_string(),
         };
     }
+    // Integration nodes: their type name in words, `ledgerflow.xeroPollTrigger` → "Xero Poll
+    // Trigger".
     let short = node_type.rsplit('.').next().unwrap_or(node_type);
-    let mut chars = short.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => node_type.to_string(),
+    let mut words = String::new();
+    for (i, c) in short.chars().enumerate() {
+        if i == 0 {
+            words.extend(c.to_uppercase());
+        } else {
+            if c.is_uppercase() {
+                words.push(' ');
+            }
+            words.push(c);
+        }
+    }
+    if words.is_empty() {
+        node_type.to_string()
+    } else {
+        words
     }
 }
 
 fn is_trigger(node: &WorkflowNode) -> bool {
-    core_nodes()
-        .get(&node.node_type)
-        .is_some_and(|n| n.description().trigger)
-        || node.node_type.starts_with("ledgerflow.xeroTrigger")
+    match core_nodes().get(&node.node_type) {
+        Some(n) => n.description().trigger,
+        // Integration triggers follow n8n's naming: `…Trigger`.
+        None => node.node_type.ends_with("Trigger"),
+    }
 }
 
 /// How a workflow can start, as tag labels: "Manual", "Schedule", "Webhook", …
@@ -192,14 +206,10 @@ fn trigger_kinds(workflow: &Workflow) -> Vec<String> {
         .iter()
         .filter(|n| is_trigger(n) && !n.disabled)
     {
-        let kind = if node.node_type.starts_with("ledgerflow.xeroTrigger") {
-            "Xero".to_string()
-        } else {
-            match node.node_type.as_str() {
-                "ledgerflow.executeWorkflowTrigger" => "Called by a workflow".to_string(),
-                "ledgerflow.errorTrigger" => "Error workflow".to_string(),
-                other => type_label(other).trim_end_matches(" Trigger").to_string(),
-            }
+        let kind = match node.node_type.as_str() {
+            "ledgerflow.executeWorkflowTrigger" => "Called by a workflow".to_string(),
+            "ledgerflow.errorTrigger" => "Error workflow".to_string(),
+            other => type_label(other).trim_end_matches(" Trigger").to_string(),
         };
         if !kinds.contains(&kind) {
             kinds.push(kind);
@@ -463,15 +473,15 @@ async fn list_page(
         )
     };
     let body = format!(
-        r#"{PAGE_CSS}<div class="row"><div><h1>Workflows</h1><p class="sub" style="margin:0">Automations this server runs. Activate a workflow so its webhook or schedule can start it; run any workflow by hand from its page.</p></div>
-<a class="btn secondary" href="/executions">Executions</a></div>{notice}{table}
+        r##"{PAGE_CSS}<div class="row"><div><h1>Workflows</h1><p class="sub" style="margin:0">Automations this server runs. Activate a workflow so its webhook or schedule can start it; run any workflow by hand from its page.</p></div>
+<div class="actions" style="margin:0"><a class="btn secondary" href="/executions">Executions</a><a class="btn" href="#import-card">Import workflow</a></div></div>{notice}{table}
 <section class="card" id="import-card" style="margin-top:20px"><h2>Import workflow</h2>
 <p class="hint" style="margin-top:0">Paste an n8n workflow export (or the nodes copied from the n8n canvas), or a Ledgerflow workflow JSON. Nodes Ledgerflow cannot run are listed by name so you can replace them.</p>
 {error}<form method="post" action="/workflows" data-json>{csrf}
 <label for="import-json">Workflow JSON</label><textarea class="json" id="import-json" name="json" spellcheck="false" placeholder='{{"name": "…", "nodes": [ … ], "connections": {{ … }} }}'>{text}</textarea>
 <div class="alert error json-error" role="alert" hidden></div>
 <div class="actions"><button class="btn" type="submit" id="import">Import</button>
-<button class="btn secondary" type="button" id="import-example" data-target="import-json" data-example="{example}">Fill in an example</button></div></form></section>{JSON_CHECK_SCRIPT}"#,
+<button class="btn secondary" type="button" id="import-example" data-target="import-json" data-example="{example}">Fill in an example</button></div></form></section>{JSON_CHECK_SCRIPT}"##,
         error = error_box(import_error),
         csrf = csrf_input(p),
         text = esc(import_text),
@@ -905,11 +915,11 @@ async fn execution_page(
 <div class="row"><div><h1>Execution <span class="muted">#{short}</span></h1><p class="sub" style="margin:0">{workflow_link} · <span id="status">{badge}</span></p></div>
 <div class="actions" style="margin:0">{actions}</div></div>
 {refresh}{notice}{error}
-<section class="card"><dl class="kv">
+{graph}<section class="card" id="details"><dl class="kv">
 <dt>Status</dt><dd>{label}</dd><dt>Workflow</dt><dd>{workflow_link}</dd><dt>Mode</dt><dd><span class="tag">{mode}</span></dd>
 <dt>Queued</dt><dd>{queued}</dd><dt>Started</dt><dd>{started}</dd><dt>Finished</dt><dd>{finished}</dd><dt>Duration</dt><dd>{duration}</dd>{retry_of}
 <dt>Execution id</dt><dd><code>{id}</code></dd></dl></section>
-{graph}<section class="card" id="nodes"><h2>Nodes</h2>{nodes}</section>"#,
+<section class="card" id="nodes"><h2>Nodes</h2>{nodes}</section>"#,
         short = esc(short_id(&e.id)),
         badge = status_badge(&e.status),
         label = esc(status_label(&e.status)),
@@ -1183,16 +1193,16 @@ fn item_html(index: usize, item: &Value) -> String {
 // The workflow graph as SVG
 // ---------------------------------------------------------------------------------------------
 
-const NODE_W: f64 = 170.0;
+const NODE_W: f64 = 160.0;
 const NODE_H: f64 = 58.0;
 const PORT_GAP: f64 = 20.0;
 /// Space kept between boxes, so edges and output labels stay visible.
-const GAP_X: f64 = 66.0;
+const GAP_X: f64 = 56.0;
 const GAP_Y: f64 = 34.0;
 const MARGIN: f64 = 24.0;
 /// The graph shrinks to fit its card down to this scale; below it, text would be too small to
 /// read, so the card scrolls sideways instead.
-const MIN_DISPLAY_SCALE: f64 = 0.7;
+const MIN_DISPLAY_SCALE: f64 = 0.68;
 
 /// The labels of a node's outputs, in order: "" for a lone main output; "true"/"false" for If;
 /// rule names or numbers for Switch; "error" for the error output of `onError:
@@ -1586,8 +1596,8 @@ fn render_graph(workflow: &Workflow, marks: Option<&HashMap<String, RunMark>>) -
             tx = p.x + 16.0,
             ny = cy - 3.0,
             ty = cy + 15.0,
-            name_short = esc(&truncate(&node.name, 18)),
-            kind = esc(&truncate(&kind, 22)),
+            name_short = esc(&truncate(&node.name, 16)),
+            kind = esc(&truncate(&kind, 21)),
         ));
     }
 
@@ -1756,7 +1766,31 @@ mod tests {
         assert!(svg.contains(r#"class="edge live" data-from="Check" data-to="Yes""#));
         assert!(svg.contains(r#"class="edge" data-from="Check" data-to="No""#));
         // Without an execution, nothing is marked.
-        assert!(!graph_svg(&w).contains("skipped"));
+        let plain = graph_svg(&w);
+        assert!(!plain.contains(r#"skipped" data-name"#) && !plain.contains(r#"ran" data-name"#));
+        assert!(plain.contains(">true</text>"));
+    }
+
+    #[test]
+    fn trigger_kinds_name_core_and_integration_triggers() {
+        let w = workflow(json!({
+            "name": "w",
+            "nodes": [
+                {"name": "A", "type": "ledgerflow.manualTrigger", "parameters": {}},
+                {"name": "B", "type": "ledgerflow.webhook", "parameters": {}},
+                {"name": "C", "type": "ledgerflow.xeroPollTrigger", "parameters": {}},
+                {"name": "D", "type": "ledgerflow.xeroTrigger", "parameters": {}},
+                {"name": "E", "type": "ledgerflow.scheduleTrigger", "parameters": {}, "disabled": true},
+                {"name": "F", "type": "ledgerflow.xero", "parameters": {}}
+            ],
+            "connections": {}
+        }));
+        assert_eq!(
+            trigger_kinds(&w),
+            ["Manual", "Webhook", "Xero Poll", "Xero"]
+        );
+        assert_eq!(type_label("ledgerflow.xero"), "Xero");
+        assert_eq!(type_label("ledgerflow.set"), "Set");
     }
 
     #[test]

@@ -48,11 +48,17 @@ impl TestApp {
     }
 
     async fn spawn_with(sandbox_url: Option<String>) -> TestApp {
+        Self::spawn_on(sandbox_url, None).await
+    }
+
+    /// On the given database (a PostgreSQL test database), or a fresh SQLite file.
+    async fn spawn_on(sandbox_url: Option<String>, database_url: Option<&str>) -> TestApp {
         let home = tempfile::tempdir().unwrap();
         let keyring = Keyring::load(home.path(), None).unwrap();
-        let store = Store::connect(&ledgerflow_store::sqlite_url(home.path()), keyring)
-            .await
-            .unwrap();
+        let url = database_url
+            .map(str::to_string)
+            .unwrap_or_else(|| ledgerflow_store::sqlite_url(home.path()));
+        let store = Store::connect(&url, keyring).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::new(
@@ -618,8 +624,15 @@ struct XeroFixture {
 
 impl XeroFixture {
     async fn new(tune: impl FnOnce(&mut SandboxConfig)) -> XeroFixture {
+        Self::new_on(None, tune).await
+    }
+
+    async fn new_on(
+        database_url: Option<&str>,
+        tune: impl FnOnce(&mut SandboxConfig),
+    ) -> XeroFixture {
         let sandbox = start_sandbox(tune).await;
-        let app = TestApp::spawn_with(Some(sandbox.base_url())).await;
+        let app = TestApp::spawn_on(Some(sandbox.base_url()), database_url).await;
         let session = app.set_up_owner().await;
         let auth = app.bearer(&app.api_key().await);
         XeroFixture {
@@ -2203,4 +2216,391 @@ async fn an_n8n_workflow_with_its_xero_node_imports_and_runs_unchanged() {
     // The token never reaches run data.
     let token = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
     assert!(!e.to_string().contains(token.access_token.expose_secret()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Xero triggers.
+
+impl XeroFixture {
+    /// Points the credential's Xero app webhooks at `url` and stores the webhook key.
+    async fn webhooks_to(&self, cred: &str, url: &str) -> String {
+        let client_id = self.app.store.get_credential(cred).await.unwrap().data["clientId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let hook: Value = self
+            .app
+            .http
+            .put(self.sandbox_url(&format!("/_sandbox/apps/{client_id}/webhook")))
+            .json(&json!({"url": url}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = hook["key"].as_str().unwrap().to_string();
+        let resp = self
+            .app
+            .http
+            .patch(self.app.url(&format!("/api/v1/credentials/{cred}")))
+            .headers(self.auth.clone())
+            .json(&json!({"data": {"webhookKey": key}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        key
+    }
+
+    /// Creates an invoice in Xero (the first organisation) and returns it.
+    async fn xero_invoice(&self, cred: &str, reference: &str) -> Value {
+        let token = self.app.state.tokens.access_token(cred).await.unwrap();
+        let tenant = self.app.store.tenants(cred).await.unwrap()[0]
+            .tenant_id
+            .clone();
+        let api = |method: reqwest::Method, path: &str| {
+            self.app
+                .http
+                .request(method, self.sandbox_url(&format!("/api.xro/2.0/{path}")))
+                .bearer_auth(token.token.expose_secret())
+                .header("xero-tenant-id", &tenant)
+                .header("accept", "application/json")
+        };
+        let contacts: Value = api(reqwest::Method::GET, "Contacts")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let contact = contacts["Contacts"][0]["ContactID"].clone();
+        let created: Value = api(reqwest::Method::PUT, "Invoices")
+            .json(&json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": contact}, "Reference": reference,
+                "LineItems": [{"Description": "Work", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200"}]}]}))
+            .send().await.unwrap().json().await.unwrap();
+        created["Invoices"][0].clone()
+    }
+
+    async fn xero_update_invoice(&self, cred: &str, id: &str, reference: &str) {
+        let token = self.app.state.tokens.access_token(cred).await.unwrap();
+        let tenant = self.app.store.tenants(cred).await.unwrap()[0]
+            .tenant_id
+            .clone();
+        let resp = self
+            .app
+            .http
+            .post(self.sandbox_url(&format!("/api.xro/2.0/Invoices/{id}")))
+            .bearer_auth(token.token.expose_secret())
+            .header("xero-tenant-id", &tenant)
+            .header("accept", "application/json")
+            .json(&json!({"Invoices": [{"InvoiceID": id, "Reference": reference}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    async fn wait_executions(&self, workflow: &str, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let list = self.app.executions_of(&self.auth, workflow).await;
+            let done: Vec<Value> = list
+                .into_iter()
+                .filter(|e| e["status"] == "succeeded")
+                .collect();
+            if done.len() >= n || std::time::Instant::now() > deadline {
+                return done;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn xero_trigger_workflow(kind: &str, params: Value) -> Value {
+    json!({"name": format!("On Xero {kind}"), "nodes": [
+        {"id": "t", "name": "Xero", "type": kind, "typeVersion": 1, "position": [0, 0], "parameters": params,
+         "credentials": {"xeroOAuth2Api": {"id": "", "name": "Xero"}}},
+        n8n_node("Note", "n8n-nodes-base.noOp", json!({}), 200)], "connections": chain(&["Xero", "Note"])})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_xero_invoice_webhook_runs_the_workflow_once_with_the_full_invoice() {
+    let fx = XeroFixture::new(|c| {
+        c.auto_approve = true;
+        c.webhook_batch_delay = std::time::Duration::from_millis(50);
+        c.webhook_retry_base = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let cred = connected(&fx).await;
+    // Xero delivers to a port where, at first, nothing answers (the server is "down").
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key = fx
+        .webhooks_to(
+            &cred,
+            &format!("http://127.0.0.1:{port}/webhooks/xero/{cred}"),
+        )
+        .await;
+    let wf = fx
+        .app
+        .import(
+            &fx.auth,
+            xero_trigger_workflow(
+                "ledgerflow.xeroTrigger",
+                json!({"categories": ["INVOICE"], "eventTypes": ["CREATE"], "fetchRecord": true}),
+            ),
+        )
+        .await;
+    let wf_id = wf["id"].as_str().unwrap().to_string();
+    fx.app
+        .post_json(&fx.auth, &format!("/api/v1/workflows/{wf_id}/activate"))
+        .await;
+    let invoice = fx.xero_invoice(&cred, "HOOK-1").await;
+    // Wait for the failed first attempt, then bring the endpoint up: the retry gets through.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let d: Value = fx
+            .app
+            .http
+            .get(fx.sandbox_url("/_sandbox/webhooks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if d.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["delivered"] == false)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed delivery attempt: {d}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let upstream = fx.app.url("");
+    let forward = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let upstream = upstream.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let mut r = reqwest::Client::new()
+                .post(format!("{upstream}{}", parts.uri.path()))
+                .body(bytes);
+            if let Some(sig) = parts.headers.get("x-xero-signature") {
+                r = r.header("x-xero-signature", sig.to_str().unwrap());
+            }
+            let resp = r.send().await.unwrap();
+            StatusCode::from_u16(resp.status().as_u16())
+                .unwrap()
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, forward).await.unwrap() });
+
+    let runs = fx.wait_executions(&wf_id, 1).await;
+    assert_eq!(runs.len(), 1, "the workflow ran once");
+    let full: Value = fx
+        .app
+        .http
+        .get(fx.app.url(&format!(
+            "/api/v1/executions/{}",
+            runs[0]["id"].as_str().unwrap()
+        )))
+        .headers(fx.auth.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let item = &full["runData"]["Xero"][0]["output"][0][0]["json"];
+    assert_eq!(item["eventCategory"], "INVOICE");
+    assert_eq!(item["resourceId"], invoice["InvoiceID"]);
+    assert_eq!(
+        item["record"]["Reference"], "HOOK-1",
+        "the full invoice was fetched: {item}"
+    );
+
+    // The same delivery again, and a forged one: no new execution.
+    let event = item.clone();
+    let mut clean = event.clone();
+    clean.as_object_mut().unwrap().remove("record");
+    let body = json!({"events": [clean], "firstEventSequence": 1, "lastEventSequence": 1, "entropy": "DUP"}).to_string();
+    let sig = {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let delivery = fx.app.url(&format!("/webhooks/xero/{cred}"));
+    assert_eq!(
+        fx.app
+            .http
+            .post(&delivery)
+            .header("x-xero-signature", &sig)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        fx.app
+            .http
+            .post(&delivery)
+            .header("x-xero-signature", "forged")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        fx.app.executions_of(&fx.auth, &wf_id).await.len(),
+        1,
+        "duplicates and forgeries start nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn polling_fires_once_per_change_across_restarts_and_processes() {
+    for postgres in [false, true] {
+        let db = if postgres {
+            match ledgerflow_store::testing::TestDb::postgres().await {
+                Some(db) => Some(db),
+                None => continue,
+            }
+        } else {
+            None
+        };
+        polling_scenario(db.as_ref().map(|d| d.url.as_str())).await;
+        if let Some(db) = db {
+            db.drop_db().await;
+        }
+    }
+}
+
+async fn polling_scenario(database_url: Option<&str>) {
+    let fx = XeroFixture::new_on(database_url, |c| c.auto_approve = true).await;
+    let cred = connected(&fx).await;
+    let wf = fx.app.import(&fx.auth, xero_trigger_workflow("ledgerflow.xeroPollTrigger",
+        json!({"resource": "invoice", "event": "newOrUpdated", "intervalSeconds": 1, "where": "Reference.StartsWith(\"POLL-\")"}))).await;
+    let wf_id = wf["id"].as_str().unwrap().to_string();
+    let act = fx
+        .app
+        .post_json(&fx.auth, &format!("/api/v1/workflows/{wf_id}/activate"))
+        .await;
+    assert_eq!(act["active"], true, "{act}");
+    // The first poll only sets the cursor ("from now"): the seeded ledger does not fire.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert!(fx.app.executions_of(&fx.auth, &wf_id).await.is_empty());
+
+    let inv = fx.xero_invoice(&cred, "POLL-1").await;
+    let runs = fx.wait_executions(&wf_id, 1).await;
+    assert_eq!(runs.len(), 1);
+    // A second process on the same database (its own connections, workers and leases), as after
+    // a restart or with two servers: the update fires once more, the creation is not replayed.
+    let url = database_url
+        .map(str::to_string)
+        .unwrap_or_else(|| ledgerflow_store::sqlite_url(fx.app._home.path()));
+    let store = Store::connect(&url, Keyring::load(fx.app._home.path(), None).unwrap())
+        .await
+        .unwrap();
+    let second = AppState::new(store, (*fx.app.state.config).clone());
+    ledgerflow_server::runtime::spawn(&second);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    fx.xero_update_invoice(&cred, inv["InvoiceID"].as_str().unwrap(), "POLL-1b")
+        .await;
+    let runs = fx.wait_executions(&wf_id, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let all = fx.app.executions_of(&fx.auth, &wf_id).await;
+    assert_eq!(
+        all.len(),
+        2,
+        "one for the new invoice, one for its update (database {database_url:?}): {all:?}"
+    );
+    let mut events = Vec::new();
+    for r in runs {
+        let full: Value = fx
+            .app
+            .http
+            .get(
+                fx.app
+                    .url(&format!("/api/v1/executions/{}", r["id"].as_str().unwrap())),
+            )
+            .headers(fx.auth.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let item = full["runData"]["Xero"][0]["output"][0][0]["json"].clone();
+        events.push((
+            item["xeroEvent"].as_str().unwrap().to_string(),
+            item["Reference"].as_str().unwrap().to_string(),
+        ));
+    }
+    events.sort();
+    assert_eq!(
+        events,
+        vec![
+            ("new".to_string(), "POLL-1".to_string()),
+            ("updated".to_string(), "POLL-1b".to_string())
+        ]
+    );
+    second.store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_with_nothing_new_makes_one_call() {
+    let fx = XeroFixture::new(|c| c.auto_approve = true).await;
+    connected(&fx).await;
+    let wf = fx
+        .app
+        .import(
+            &fx.auth,
+            xero_trigger_workflow(
+                "ledgerflow.xeroPollTrigger",
+                json!({"resource": "invoice", "intervalSeconds": 3600}),
+            ),
+        )
+        .await;
+    let id = wf["id"].as_str().unwrap();
+    let record = fx.app.store.workflow(id).await.unwrap();
+    let w = ledgerflow_server::runtime::load(&record).unwrap();
+    let node = w.node("Xero").unwrap();
+    let params =
+        ledgerflow_nodes_xero::triggers::PollTriggerParams::parse(&node.parameters).unwrap();
+    assert_eq!(
+        ledgerflow_server::xero_triggers::poll_once(&fx.app.state, id, node, &params)
+            .await
+            .unwrap(),
+        0,
+        "first poll sets the cursor"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        ledgerflow_server::xero_triggers::poll_once(&fx.app.state, id, node, &params)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(fx.app.executions_of(&fx.auth, id).await.is_empty());
 }

@@ -180,6 +180,25 @@ CREATE TABLE webhook_health (
 ALTER TABLE executions ADD COLUMN checkpoint TEXT
 "#,
     },
+    Migration {
+        version: 6,
+        name: "xero polling",
+        sql: r#"
+CREATE TABLE poll_cursors (
+    workflow_id TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    node TEXT NOT NULL,
+    cursor TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (workflow_id, node)
+);
+CREATE TABLE poll_seen (
+    workflow_id TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    node TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, node, record_id)
+)
+"#,
+    },
 ];
 
 /// The newest schema version this binary knows.

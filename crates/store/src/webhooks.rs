@@ -48,6 +48,22 @@ impl WebhookHealth {
     }
 }
 
+fn event_row(r: &sqlx::any::AnyRow) -> Result<WebhookEvent> {
+    Ok(WebhookEvent {
+        id: r.try_get("id")?,
+        credential_id: r.try_get("credential_id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        event_category: r.try_get("event_category")?,
+        event_type: r.try_get("event_type")?,
+        resource_id: r.try_get("resource_id")?,
+        resource_url: r.try_get("resource_url")?,
+        event_date: r.try_get("event_date")?,
+        payload: r.try_get("payload")?,
+        received_at: r.try_get("received_at")?,
+        status: r.try_get("status")?,
+    })
+}
+
 impl Store {
     async fn touch_health(&self, credential_id: &str) -> Result<()> {
         sqlx::query(
@@ -148,23 +164,58 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WebhookEvent {
-                    id: r.try_get("id")?,
-                    credential_id: r.try_get("credential_id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    event_category: r.try_get("event_category")?,
-                    event_type: r.try_get("event_type")?,
-                    resource_id: r.try_get("resource_id")?,
-                    resource_url: r.try_get("resource_url")?,
-                    event_date: r.try_get("event_date")?,
-                    payload: r.try_get("payload")?,
-                    received_at: r.try_get("received_at")?,
-                    status: r.try_get("status")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_row).collect()
+    }
+
+    /// Claims a pending event for routing (only one process gets it).
+    pub async fn claim_webhook_event(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE webhook_events SET status = 'routing', processed_at = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a claimed event done (`processed`, or `ignored` when no workflow wanted it).
+    pub async fn finish_webhook_event(&self, id: &str, status: &str) -> Result<()> {
+        sqlx::query("UPDATE webhook_events SET status = $1, processed_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Events whose routing was claimed before `before_ms` by a process that stopped: pending again.
+    pub async fn requeue_stale_webhook_events(&self, before_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE webhook_events SET status = 'pending' WHERE status = 'routing' AND processed_at < $1",
+        )
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Events of a credential in any state, newest first (for the UI and tests).
+    pub async fn webhook_events(
+        &self,
+        credential_id: &str,
+        limit: i64,
+    ) -> Result<Vec<WebhookEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, credential_id, tenant_id, event_category, event_type, resource_id, resource_url, event_date, payload, received_at, status \
+             FROM webhook_events WHERE credential_id = $1 ORDER BY received_at DESC, id LIMIT $2",
+        )
+        .bind(credential_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
     }
 
     /// Marks an event handled (`processed`, or `ignored` when no workflow wanted it); false if

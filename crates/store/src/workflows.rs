@@ -426,3 +426,59 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// A polling trigger's cursor (opaque JSON text), if it has polled before.
+    pub async fn poll_cursor(&self, workflow_id: &str, node: &str) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT cursor FROM poll_cursors WHERE workflow_id = $1 AND node = $2")
+                .bind(workflow_id)
+                .bind(node)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get("cursor")).transpose()?)
+    }
+
+    pub async fn save_poll_cursor(
+        &self,
+        workflow_id: &str,
+        node: &str,
+        cursor: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO poll_cursors (workflow_id, node, cursor, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workflow_id, node) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        )
+        .bind(workflow_id)
+        .bind(node)
+        .bind(cursor)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records ids a polling trigger has seen; returns those that were new.
+    pub async fn poll_mark_seen(
+        &self,
+        workflow_id: &str,
+        node: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>> {
+        let mut new = Vec::new();
+        for id in ids {
+            let done = sqlx::query(
+                "INSERT INTO poll_seen (workflow_id, node, record_id) VALUES ($1, $2, $3) ON CONFLICT (workflow_id, node, record_id) DO NOTHING",
+            )
+            .bind(workflow_id)
+            .bind(node)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                new.push(id.clone());
+            }
+        }
+        Ok(new)
+    }
+}
