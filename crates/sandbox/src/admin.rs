@@ -18,6 +18,7 @@
 //! | `GET /_sandbox/faults`, `POST /_sandbox/faults`, `DELETE /_sandbox/faults` | fault rules (see [`crate::faults::Fault`]) |
 //! | `DELETE /_sandbox/faults/{id}` | remove one rule |
 //! | `GET /_sandbox/webhooks` | webhook delivery attempts |
+//! | `POST /_sandbox/webhooks/events` | queue an event as if the record had changed: `{tenant_id, category: "INVOICE"\|"CONTACT"\|"CREDITNOTE", event_type?: "CREATE"\|"UPDATE", resource_id}` |
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub fn router() -> Router<Arc<Sandbox>> {
         )
         .route("/_sandbox/faults/{id}", delete(remove_fault))
         .route("/_sandbox/webhooks", get(deliveries))
+        .route("/_sandbox/webhooks/events", post(queue_event))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -94,7 +96,8 @@ async fn index(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
             {"method": "POST", "path": "/_sandbox/faults", "does": "add a fault rule", "body": {"method": "GET?", "path": "/api.xro/2.0/Invoices (prefix, case-insensitive)", "status": "500 | 503 | 429 ?", "delay_ms": "integer?", "drop_connection": "bool?", "probability": "0..1?", "count": "integer?"}},
             {"method": "DELETE", "path": "/_sandbox/faults", "does": "remove all fault rules"},
             {"method": "DELETE", "path": "/_sandbox/faults/{id}", "does": "remove one fault rule"},
-            {"method": "GET", "path": "/_sandbox/webhooks", "does": "webhook delivery attempts"}
+            {"method": "GET", "path": "/_sandbox/webhooks", "does": "webhook delivery attempts"},
+            {"method": "POST", "path": "/_sandbox/webhooks/events", "does": "queue a webhook event as if a record had changed", "body": {"tenant_id": "uuid", "category": "INVOICE | CONTACT | CREDITNOTE", "event_type": "CREATE | UPDATE (default UPDATE)", "resource_id": "uuid"}}
         ]
     }))
 }
@@ -362,4 +365,47 @@ async fn remove_fault(State(sandbox): State<Arc<Sandbox>>, Path(id): Path<Uuid>)
 
 async fn deliveries(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
     Json(json!(sandbox.outbox.log()))
+}
+
+#[derive(Debug, Deserialize)]
+struct QueuedEvent {
+    tenant_id: Uuid,
+    category: String,
+    #[serde(default)]
+    event_type: Option<String>,
+    resource_id: String,
+}
+
+async fn queue_event(
+    State(sandbox): State<Arc<Sandbox>>,
+    Json(event): Json<QueuedEvent>,
+) -> Response {
+    let (category, resource) = match event.category.to_ascii_uppercase().as_str() {
+        "INVOICE" => ("INVOICE", "Invoices"),
+        "CONTACT" => ("CONTACT", "Contacts"),
+        "CREDITNOTE" => ("CREDITNOTE", "CreditNotes"),
+        _ => return bad_request("category must be INVOICE, CONTACT or CREDITNOTE"),
+    };
+    let event_type = match event
+        .event_type
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("UPDATE") => "UPDATE",
+        Some("CREATE") => "CREATE",
+        Some(_) => return bad_request("event_type must be CREATE or UPDATE"),
+    };
+    if lock(&sandbox.world).org(event.tenant_id).is_none() {
+        return not_found("organisation with that tenant id");
+    }
+    sandbox.outbox.push(crate::webhooks::Event {
+        tenant_id: event.tenant_id,
+        category,
+        event_type,
+        resource,
+        resource_id: event.resource_id,
+        at: sandbox.clock.now(),
+    });
+    (StatusCode::ACCEPTED, Json(json!({"queued": true}))).into_response()
 }

@@ -2209,6 +2209,27 @@ async fn a_webhook_receiver_gets_signed_events_for_a_created_invoice_and_intent_
         "the portal reports the check too"
     );
 
+    app.admin(M::POST, "/_sandbox/webhooks/events", Some(json!({"tenant_id": who.tenant, "category": "contact", "resource_id": "00000000-0000-0000-0000-00000000abcd"}))).await;
+    let mut queued = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        queued = honest
+            .batches
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|b| b["events"].as_array().cloned().unwrap_or_default())
+            .any(|e| {
+                e["resourceId"] == "00000000-0000-0000-0000-00000000abcd"
+                    && e["eventType"] == "UPDATE"
+                    && e["eventCategory"] == "CONTACT"
+            });
+        if queued {
+            break;
+        }
+    }
+    assert!(queued, "an event queued through the admin API is delivered");
+
     let careless = receiver(key, false).await;
     app.admin(
         M::PUT,
