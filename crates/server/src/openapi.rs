@@ -29,7 +29,7 @@ pub fn document(public_url: &str) -> Value {
         "info": {
             "title": "Ledgerflow API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Credentials for the services workflows call, and their OAuth2 connections. Authenticate with `Authorization: Bearer <API key>` (create one with `ledgerflow apikey create`). Errors have the shape `{\"error\":{\"code\",\"message\"}}`."
+            "description": "Credentials and their OAuth2 connections, workflows and executions. Authenticate with `Authorization: Bearer <API key>` (create one with `ledgerflow apikey create`). Errors have the shape `{\"error\":{\"code\",\"message\"}}`."
         },
         "servers": [{"url": format!("{}/api/v1", public_url.trim_end_matches('/'))}],
         "security": [{"apiKey": []}],
@@ -82,6 +82,45 @@ pub fn document(public_url: &str) -> Value {
                 "delete": {"summary": "Disconnect one organisation (DELETE /connections/{id} at Xero)", "operationId": "disconnectOrganisation",
                     "responses": with_errors(json!({"204": {"description": "Disconnected"}}))}
             },
+            "/workflows": {
+                "get": {"summary": "List workflows", "operationId": "listWorkflows",
+                    "responses": with_errors(json!({"200": {"description": "Workflows", "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Workflow"}}}}}}}}))},
+                "post": {"summary": "Import a workflow: an n8n export (types and parameters mapped; unsupported nodes are named) or Ledgerflow's own JSON", "operationId": "importWorkflow",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "n8n workflow JSON: name, nodes[], connections, settings"}}}},
+                    "responses": with_errors(json!({"201": {"description": "Imported", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Workflow"}}}}}))}
+            },
+            "/workflows/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "Get a workflow with its definition", "operationId": "getWorkflow",
+                    "responses": with_errors(json!({"200": {"description": "The workflow", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Workflow"}}}}}))},
+                "put": {"summary": "Replace a workflow's definition (validated like an import)", "operationId": "updateWorkflow",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": with_errors(json!({"200": {"description": "Updated", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Workflow"}}}}}))},
+                "delete": {"summary": "Delete a workflow and its executions", "operationId": "deleteWorkflow",
+                    "responses": with_errors(json!({"204": {"description": "Deleted"}}))}
+            },
+            "/workflows/{id}/activate": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "post": {"summary": "Activate its triggers (webhooks, schedules, Xero triggers)", "operationId": "activateWorkflow",
+                    "responses": with_errors(json!({"200": {"description": "Active"}}))}},
+            "/workflows/{id}/deactivate": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "post": {"summary": "Deactivate its triggers", "operationId": "deactivateWorkflow",
+                    "responses": with_errors(json!({"200": {"description": "Inactive"}}))}},
+            "/workflows/{id}/run": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "wait", "in": "query", "required": false, "schema": {"type": "integer"}, "description": "Wait up to this many seconds for the end"}],
+                "post": {"summary": "Run it now (queued; with wait, the finished execution is returned)", "operationId": "runWorkflow",
+                    "responses": with_errors(json!({"202": {"description": "The execution", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Execution"}}}}}))}},
+            "/executions": {"get": {"summary": "List executions", "operationId": "listExecutions",
+                "parameters": [{"name": "workflowId", "in": "query", "schema": {"type": "string"}}, {"name": "status", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": with_errors(json!({"200": {"description": "Executions", "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Execution"}}}}}}}}))}},
+            "/executions/{id}": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "An execution with each node's input and output (runData) and its trigger input", "operationId": "getExecution",
+                    "responses": with_errors(json!({"200": {"description": "The execution", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Execution"}}}}}))}},
+            "/executions/{id}/retry": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "post": {"summary": "Queue a new execution with the same input", "operationId": "retryExecution",
+                    "responses": with_errors(json!({"202": {"description": "The new execution"}}))}},
+            "/executions/{id}/cancel": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "post": {"summary": "Cancel a queued or running execution", "operationId": "cancelExecution",
+                    "responses": with_errors(json!({"200": {"description": "{cancelled: bool}"}}))}},
             "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                 "responses": {"200": {"description": "OpenAPI document"}}}}
         },
@@ -116,6 +155,18 @@ pub fn document(public_url: &str) -> Value {
                     "organisations": {"type": "array", "items": {"type": "object", "properties": {
                         "tenantId": {"type": "string"}, "connectionId": {"type": "string"}, "tenantName": {"type": "string"},
                         "tenantType": {"type": "string"}, "authEventId": {"type": "string", "nullable": true}}}}}},
+                "Workflow": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "active": {"type": "boolean"}, "version": {"type": "integer"},
+                    "createdAt": {"type": "integer"}, "updatedAt": {"type": "integer"},
+                    "definition": {"type": "object", "description": "n8n-shaped workflow JSON (single-workflow responses)"}}},
+                "Execution": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "workflowId": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "crashed"]},
+                    "mode": {"type": "string"}, "error": {"type": "string", "nullable": true}, "retryOf": {"type": "string", "nullable": true},
+                    "createdAt": {"type": "integer"}, "startedAt": {"type": "integer", "nullable": true}, "finishedAt": {"type": "integer", "nullable": true},
+                    "durationMs": {"type": "integer"},
+                    "runData": {"type": "object", "description": "node name → runs: {startTime, executionTimeMs, attempts, input, output, error} (size-capped)"},
+                    "triggerData": {"type": "object"}}},
                 "TestReport": {"type": "object", "properties": {
                     "ok": {"type": "boolean"}, "message": {"type": "string"},
                     "organisations": {"type": "array", "items": {"type": "object", "properties": {

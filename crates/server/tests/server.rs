@@ -559,6 +559,15 @@ async fn credential_types_and_openapi_describe_the_api() {
         ("/credentials/{id}/connect", &["post"]),
         ("/credentials/{id}/test", &["post"]),
         ("/credentials/{id}/organisations/{tenantId}", &["delete"]),
+        ("/workflows", &["get", "post"]),
+        ("/workflows/{id}", &["get", "put", "delete"]),
+        ("/workflows/{id}/activate", &["post"]),
+        ("/workflows/{id}/deactivate", &["post"]),
+        ("/workflows/{id}/run", &["post"]),
+        ("/executions", &["get"]),
+        ("/executions/{id}", &["get"]),
+        ("/executions/{id}/retry", &["post"]),
+        ("/executions/{id}/cancel", &["post"]),
     ] {
         for m in methods {
             assert!(doc["paths"][path][m].is_object(), "{m} {path} undocumented");
