@@ -127,6 +127,7 @@ pub fn app_json(app: &App) -> Value {
         "created": app.created,
         "webhook_url": app.webhook_url,
         "webhook_key": app.webhook_key,
+        "webhook_status": if app.webhook_disabled { "disabled" } else { "enabled" },
     })
 }
 
@@ -208,6 +209,7 @@ pub fn register_app(
         created: created.unwrap_or_else(|| sandbox.clock.now().date_naive()),
         webhook_url: None,
         webhook_key: random_token(64),
+        webhook_disabled: false,
     };
     lock(&sandbox.world).apps.push(app.clone());
     Ok(app)
@@ -260,7 +262,9 @@ async fn set_webhook(
         return not_found("app with that client id");
     };
     app.webhook_url = setting.url;
-    Json(json!({"url": app.webhook_url, "key": app.webhook_key})).into_response()
+    app.webhook_disabled = false;
+    Json(json!({"url": app.webhook_url, "key": app.webhook_key, "status": "enabled"}))
+        .into_response()
 }
 
 async fn intent(State(sandbox): State<Arc<Sandbox>>, Path(client_id): Path<String>) -> Response {
@@ -270,7 +274,13 @@ async fn intent(State(sandbox): State<Arc<Sandbox>>, Path(client_id): Path<Strin
     match target {
         None => not_found("app with that client id"),
         Some((None, _)) => bad_request("the app has no webhook delivery URL"),
-        Some((Some(url), key)) => Json(intent_to_receive(&url, &key).await).into_response(),
+        Some((Some(url), key)) => {
+            let report = intent_to_receive(&url, &key).await;
+            if report.passed {
+                crate::webhooks::set_disabled(&sandbox, &client_id, false);
+            }
+            Json(report).into_response()
+        }
     }
 }
 

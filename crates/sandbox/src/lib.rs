@@ -45,7 +45,7 @@
 //! |---|---|
 //! | `GET {base}/portal` ("My Apps") | `#apps`, `#new-app` |
 //! | `GET {base}/portal/apps/new` | `#app-name`, `#integration-type` (`web` \| `pkce`), `#company-url`, `#redirect-uri`, `#create-app` |
-//! | `GET {base}/portal/apps/{client_id}` | `#client-id`, `#generate-secret`, `#client-secret` (after generating), `#redirect-uris`, `#save-redirect-uris`, `#webhook-url`, `#save-webhook`, `#webhook-key`, `#send-intent`, `#intent-result`, `#message` |
+//! | `GET {base}/portal/apps/{client_id}` | `#client-id`, `#generate-secret`, `#client-secret` (after generating), `#redirect-uris`, `#save-redirect-uris`, `#webhook-url`, `#save-webhook`, `#webhook-status`, `#webhook-key`, `#send-intent`, `#intent-result`, `#message` |
 //! | sign-in (`/identity/connect/authorize`) | `#email`, `#password`, `#login`, `#login-error` |
 //! | consent | `#organisations` with checkboxes `#org-0`, `#org-1` (`name="tenant"`), `#allow`, `#cancel` |
 //! | error page | `#error-title`, `#error-detail` |

@@ -6,7 +6,8 @@
 //! `/portal/apps/new`: `#app-name`, `#integration-type` (`web` | `pkce`), `#company-url`,
 //! `#redirect-uri`, `#create-app`. `/portal/apps/{client_id}`: `#client-id`, `#generate-secret`,
 //! `#client-secret` (text = the secret, present only right after generating), `#redirect-uris`
-//! (one per line), `#save-redirect-uris`, `#webhook-url`, `#save-webhook`, `#webhook-key`,
+//! (one per line), `#save-redirect-uris`, `#webhook-url`, `#save-webhook`, `#webhook-status`,
+//! `#webhook-key`,
 //! `#send-intent`, `#intent-result`, `#message`.
 
 use std::sync::Arc;
@@ -211,6 +212,7 @@ fn configuration_page(app: &App, flash: Flash<'_>) -> String {
          <form method=\"post\" action=\"/portal/apps/{id}/webhook\">\
          <label for=\"webhook-url\">Delivery URL</label><input type=\"url\" id=\"webhook-url\" name=\"webhook_url\" value=\"{webhook}\" placeholder=\"https://example.com/webhooks/xero\">\
          <div class=\"actions\"><button class=\"primary\" type=\"submit\" id=\"save-webhook\">Save</button></div></form>\
+         <div class=\"field\"><div class=\"name\">Delivery status</div><span id=\"webhook-status\">{status}</span></div>\
          <div class=\"field\"><div class=\"name\">Webhook key</div><code class=\"secret\" id=\"webhook-key\">{key}</code></div>\
          <form method=\"post\" action=\"/portal/apps/{id}/webhook/intent\"><button class=\"secondary\" type=\"submit\" id=\"send-intent\">Send \"Intent to receive\"</button></form>{intent}</div>",
         name = escape(&app.name),
@@ -219,6 +221,11 @@ fn configuration_page(app: &App, flash: Flash<'_>) -> String {
         redirects = escape(&app.redirect_uris.join("\n")),
         webhook = escape(app.webhook_url.as_deref().unwrap_or_default()),
         key = escape(&app.webhook_key),
+        status = match (&app.webhook_url, app.webhook_disabled) {
+            (None, _) => "Not set up",
+            (Some(_), false) => "Enabled",
+            (Some(_), true) => "Disabled after failed deliveries. Save the URL or send \"Intent to receive\" to enable it again.",
+        },
     );
     page(&app.name, false, &body)
 }
@@ -323,6 +330,7 @@ async fn save_webhook(
         };
         if problem.is_none() {
             app.webhook_url = (!url.is_empty()).then_some(url);
+            app.webhook_disabled = false;
         }
         app.clone()
     };
@@ -357,6 +365,10 @@ async fn send_intent(
         .into_response();
     };
     let report = intent_to_receive(&url, &app.webhook_key).await;
+    if report.passed {
+        crate::webhooks::set_disabled(&sandbox, &client_id, false);
+    }
+    let app = find(&sandbox, &client_id).unwrap_or(app);
     Html(configuration_page(
         &app,
         Flash {

@@ -67,6 +67,9 @@ pub struct App {
     pub webhook_url: Option<String>,
     #[serde(skip_serializing)]
     pub webhook_key: String,
+    /// Set when deliveries kept failing, as Xero disables a webhook; saving the URL or passing
+    /// the intent-to-receive check enables it again.
+    pub webhook_disabled: bool,
 }
 
 /// A Xero user who can sign in on the consent page.
@@ -291,6 +294,7 @@ impl Sandbox {
             created: now.date_naive(),
             webhook_url: None,
             webhook_key: random_token(64),
+            webhook_disabled: false,
         });
         // Organisations are seeded in parallel: a 20,000-invoice ledger takes a few seconds
         // in an unoptimised build.

@@ -1,8 +1,10 @@
 //! Webhook delivery as Xero does it: changes to contacts, invoices and credit notes of a tenant
 //! become events, batched for a short delay and POSTed to every app that has a webhook URL and a
 //! connection to that tenant, signed with `x-xero-signature` = base64(HMAC-SHA256(webhook key,
-//! raw body)). A non-200 answer is retried with exponential back-off. The "intent to receive"
-//! check sends one correctly and one wrongly signed empty batch and expects 200 then 401.
+//! raw body)). A non-200 answer is retried with exponential back-off; when every attempt fails
+//! the app's webhook is disabled until its URL is saved again or the intent-to-receive check
+//! passes. That check sends one correctly and one wrongly signed empty batch and expects 200
+//! then 401.
 //!
 //! Events carry no record data: receivers fetch `resourceUrl`.
 
@@ -172,7 +174,7 @@ fn route(sandbox: &Sandbox, batch: &[Event]) -> Routed {
     let mut routed = Routed::new();
     for event in batch {
         for app in &world.apps {
-            let Some(url) = &app.webhook_url else {
+            let Some(url) = app.webhook_url.as_ref().filter(|_| !app.webhook_disabled) else {
                 continue;
             };
             let connected = world
@@ -239,7 +241,16 @@ async fn deliver(
         tokio::time::sleep(wait).await;
         wait = wait.saturating_mul(2);
     }
-    tracing::warn!(url = %delivery.url, "webhook batch given up after {max} attempts");
+    // Xero disables a webhook whose deliveries keep failing.
+    set_disabled(&sandbox, &delivery.client_id, true);
+    tracing::warn!(url = %delivery.url, "webhook batch given up after {max} attempts; webhook disabled");
+}
+
+/// Disables or re-enables an app's webhook deliveries.
+pub fn set_disabled(sandbox: &Sandbox, client_id: &str, disabled: bool) {
+    if let Some(app) = lock(&sandbox.world).app_mut(client_id) {
+        app.webhook_disabled = disabled;
+    }
 }
 
 /// The outcome of an intent-to-receive check.

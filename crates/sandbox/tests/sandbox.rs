@@ -2308,6 +2308,43 @@ async fn failed_webhook_deliveries_are_retried_with_back_off() {
     assert!(attempts
         .iter()
         .all(|a| a["status"] == 503 && a["delivered"] == false));
+    let mut status = Value::Null;
+    for _ in 0..20 {
+        status = app
+            .admin(M::GET, &format!("/_sandbox/apps/{}", demo.client_id), None)
+            .await["webhook_status"]
+            .clone();
+        if status == "disabled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status, "disabled",
+        "a webhook whose deliveries keep failing is disabled"
+    );
+    app.api(
+        &who,
+        M::PUT,
+        "/Contacts",
+        Some(json!({"Name": "Not Delivered Ltd"})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = app.admin(M::GET, "/_sandbox/webhooks", None).await;
+    assert_eq!(
+        after.as_array().map(Vec::len),
+        Some(3),
+        "nothing is sent to a disabled webhook"
+    );
+    let enabled = app
+        .admin(
+            M::PUT,
+            &format!("/_sandbox/apps/{}/webhook", demo.client_id),
+            Some(json!({"url": url})),
+        )
+        .await;
+    assert_eq!(enabled["status"], "enabled");
 }
 
 #[tokio::test]
