@@ -131,6 +131,7 @@ struct EngineInner {
     limits: SandboxLimits,
     max_depth: usize,
     max_node_runs: usize,
+    max_execution_time: Option<Duration>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,6 +151,7 @@ pub struct EngineBuilder {
     limits: SandboxLimits,
     max_depth: usize,
     max_node_runs: usize,
+    max_execution_time: Option<Duration>,
 }
 
 impl EngineBuilder {
@@ -190,6 +192,12 @@ impl EngineBuilder {
         self.max_node_runs = runs;
         self
     }
+    /// Longest an execution may run (default: no limit); a workflow's own
+    /// `settings.executionTimeout` can only shorten it.
+    pub fn max_execution_time(mut self, limit: Option<Duration>) -> Self {
+        self.max_execution_time = limit;
+        self
+    }
     pub fn build(self) -> Engine {
         Engine {
             inner: Arc::new(EngineInner {
@@ -202,6 +210,7 @@ impl EngineBuilder {
                 limits: self.limits,
                 max_depth: self.max_depth,
                 max_node_runs: self.max_node_runs,
+                max_execution_time: self.max_execution_time,
             }),
         }
     }
@@ -224,6 +233,7 @@ impl Engine {
             limits: SandboxLimits::default(),
             max_depth: 10,
             max_node_runs: 100_000,
+            max_execution_time: None,
         }
     }
 
@@ -385,22 +395,56 @@ impl Engine {
             vars: state.vars.clone(),
             now_ms: state.now_ms,
         };
-        let (status, error) = match Sandbox::new(self.inner.limits.clone(), &globals, cancel.flag())
-        {
-            Err(e) => (
-                ExecutionStatus::Failed,
-                Some(ErrorRecord {
-                    message: e.to_string(),
-                    description: None,
-                    node: None,
-                    item_index: None,
-                }),
-            ),
-            Ok(mut sandbox) => {
-                self.drive_with(&mut state, &mut sandbox, observer, cancel)
-                    .await
+        // The run's own token: cancelled by the caller's token or by the execution time limit.
+        let run_cancel = CancelToken::new();
+        let limit = execution_timeout(&state.workflow, self.inner.max_execution_time);
+        let timed_out = std::sync::atomic::AtomicBool::new(false);
+        let watch = async {
+            match limit {
+                Some(limit) => tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::sleep(limit) => timed_out.store(true, std::sync::atomic::Ordering::SeqCst),
+                },
+                None => cancel.cancelled().await,
+            }
+            run_cancel.cancel();
+            std::future::pending::<()>().await
+        };
+        let run = async {
+            match Sandbox::new(self.inner.limits.clone(), &globals, run_cancel.flag()) {
+                Err(e) => (
+                    ExecutionStatus::Failed,
+                    Some(ErrorRecord {
+                        message: e.to_string(),
+                        description: None,
+                        node: None,
+                        item_index: None,
+                    }),
+                ),
+                Ok(mut sandbox) => {
+                    self.drive_with(&mut state, &mut sandbox, observer, &run_cancel)
+                        .await
+                }
             }
         };
+        let (mut status, mut error) = tokio::select! {
+            outcome = run => outcome,
+            _ = watch => unreachable!("the watcher never completes"),
+        };
+        if status == ExecutionStatus::Cancelled
+            && timed_out.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            status = ExecutionStatus::Failed;
+            error = Some(ErrorRecord {
+                message: format!(
+                    "the execution took longer than its time limit of {}s and was stopped",
+                    limit.map_or(0, |l| l.as_secs())
+                ),
+                description: None,
+                node: state.last_node_executed.clone(),
+                item_index: None,
+            });
+        }
         let result = ExecutionResult {
             execution_id: state.execution_id.clone(),
             status,
@@ -780,6 +824,22 @@ impl Engine {
         for entry in ready.into_iter().rev() {
             state.stack.push_front(entry);
         }
+    }
+}
+
+/// The time limit of an execution: the workflow's `settings.executionTimeout` (seconds, n8n's
+/// setting; -1 or absent = none), capped by the engine's maximum.
+fn execution_timeout(workflow: &Workflow, max: Option<Duration>) -> Option<Duration> {
+    let own = workflow
+        .settings
+        .extra
+        .get("executionTimeout")
+        .and_then(Value::as_f64)
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64);
+    match (own, max) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -1173,3 +1173,30 @@ async fn spawned_executions_run_off_the_async_workers() {
         Some(ExecutionStatus::Succeeded)
     );
 }
+
+#[tokio::test]
+async fn the_workflow_execution_timeout_stops_a_long_run() {
+    let mut wf = workflow(
+        vec![
+            node("Start", "ledgerflow.manualTrigger", json!({})),
+            node(
+                "Long wait",
+                "ledgerflow.wait",
+                json!({"resume": "timeInterval", "amount": 30, "unit": "seconds"}),
+            ),
+        ],
+        &[("Start", 0, "Long wait", 0)],
+    );
+    wf.settings
+        .extra
+        .insert("executionTimeout".into(), json!(1));
+    let started = std::time::Instant::now();
+    let result = run(&engine(), wf).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(result.status, ExecutionStatus::Failed);
+    let msg = result.error.expect("error").message;
+    assert_eq!(
+        msg,
+        "the execution took longer than its time limit of 1s and was stopped"
+    );
+}

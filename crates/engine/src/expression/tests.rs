@@ -231,7 +231,12 @@ fn code_runs_for_all_items_and_per_item() {
 fn deep_recursion_is_an_error_not_a_crash() {
     let mut sb = sandbox();
     sb.begin_node("X", 0, items(&[json!({})]), vec![]);
-    let err = eval(&mut sb, "={{ (function f(n) { return f(n + 1) + 1; })(0) }}", 0).expect_err("overflows");
+    let err = eval(
+        &mut sb,
+        "={{ (function f(n) { return f(n + 1) + 1; })(0) }}",
+        0,
+    )
+    .expect_err("overflows");
     assert!(err.to_string().contains("stack"), "{err}");
     assert_eq!(eval(&mut sb, "={{ 2 * 21 }}", 0), Ok(json!(42)));
 }
@@ -241,7 +246,10 @@ fn one_json_conversion_serves_many_expressions_of_an_item() {
     let mut sb = sandbox();
     sb.begin_node("X", 0, items(&[json!({"a": 1})]), vec![]);
     // Mutating the cached $json is visible to the next expression of the same item only.
-    assert_eq!(eval(&mut sb, "={{ ($json.a = 5, $json.a) }}", 0), Ok(json!(5)));
+    assert_eq!(
+        eval(&mut sb, "={{ ($json.a = 5, $json.a) }}", 0),
+        Ok(json!(5))
+    );
     assert_eq!(eval(&mut sb, "={{ $json.a }}", 0), Ok(json!(5)));
     sb.begin_node("Y", 0, items(&[json!({"a": 1})]), vec![]);
     assert_eq!(eval(&mut sb, "={{ $json.a }}", 0), Ok(json!(1)));
