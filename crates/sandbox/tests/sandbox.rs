@@ -2972,6 +2972,18 @@ async fn without_accept_json_the_accounting_api_answers_in_xml_as_xero_does() {
 async fn quotes_and_purchase_orders_follow_their_status_rules() {
     let app = TestApp::auto().await;
     let who = app.connected().await;
+    let all = app.get_ok(&who, "/Quotes?page=1").await;
+    assert!(
+        all["pagination"].is_null(),
+        "quotes page without a pagination element"
+    );
+    assert_eq!(
+        app.get_ok(&who, "/Quotes?page=2").await["Quotes"]
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "fewer than 100 quotes fit on page 1"
+    );
     let seeded = app.get_ok(&who, "/Quotes?Statuses=ACCEPTED").await;
     assert!(
         seeded["Quotes"].as_array().is_some_and(|q| !q.is_empty()),

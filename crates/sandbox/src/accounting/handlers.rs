@@ -231,6 +231,15 @@ pub(super) fn list(call: &Call<'_>, resource: &Resource) -> Result<Response, Pro
         pagination = Some(
             json!({"page": page, "pageSize": page_size, "pageCount": page_count, "itemCount": item_count}),
         );
+    } else if let (true, Some(p)) = (resource.page_only, params.get("page")) {
+        let page: usize = p.trim().parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+            Problem::BadRequest(format!("page must be a positive number, not '{p}'"))
+        })?;
+        records = records
+            .into_iter()
+            .skip((page - 1).saturating_mul(100))
+            .take(100)
+            .collect();
     }
     let summary_only = params.flag("summaryOnly");
     let items: Vec<Value> = records

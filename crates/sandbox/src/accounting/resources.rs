@@ -45,6 +45,9 @@ pub struct Resource {
     pub access: Access,
     /// Lists page (`page`, `pageSize`, `pagination` in the response).
     pub paged: bool,
+    /// `page` returns 100 records per page, but only when asked and without `pagination`
+    /// (Quotes).
+    pub page_only: bool,
     pub kind: Kind,
     /// Has a real `DELETE /X/{id}`.
     pub deletable: bool,
@@ -85,6 +88,7 @@ const fn resource(
         status_field: None,
         access,
         paged: false,
+        page_only: false,
         kind,
         deletable: false,
         search: &[],
@@ -204,6 +208,7 @@ pub const RESOURCES: &[Resource] = &[
     Resource {
         number_field: Some("QuoteNumber"),
         status_field: Some("Status"),
+        page_only: true,
         search: &["QuoteNumber", "Reference", "Title"],
         history: true,
         attachments: true,
