@@ -3568,3 +3568,32 @@ async fn the_online_invoice_link_opens_a_page_showing_the_amount_due() {
         .expect("page");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_router_embeds_in_another_server_with_its_configured_public_url() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = ledgerflow_sandbox::router(SandboxConfig {
+        public_base_url: Some(format!("{base}/")),
+        seed_invoices: 5,
+        seed_contacts: 3,
+        ..SandboxConfig::default()
+    });
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let discovery: Value = reqwest::get(format!("{base}/.well-known/openid-configuration"))
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(discovery["issuer"], base.as_str());
+    assert_eq!(
+        discovery["token_endpoint"],
+        format!("{base}/connect/token").as_str()
+    );
+    server.abort();
+}
