@@ -27,18 +27,20 @@
 //!   refresh-token rotation with a 30-minute grace period and 60-day idle expiry, revocation,
 //!   EdDSA-signed access and id tokens, discovery, JWKS, userinfo, connections.
 //! - **Accounting API** (`/api.xro/2.0`, stateful per organisation, seeded): Accounts,
-//!   BankTransactions, BankTransfers, BrandingThemes, ContactGroups (+ `/Contacts`), Contacts,
-//!   CreditNotes (+ `/Allocations`), Currencies, Invoices (+ `/Email`, `/OnlineInvoice`, `/pdf`),
-//!   Items, ManualJournals, Organisation, Payments, PurchaseOrders, Quotes, TaxRates,
-//!   TrackingCategories (+ `/Options`), Users; `…/{id}/History` and `…/{id}/Attachments` where Xero
-//!   has them; Reports ProfitAndLoss, BalanceSheet, TrialBalance, BankSummary,
+//!   BankTransactions, BankTransfers, BatchPayments, BrandingThemes, ContactGroups
+//!   (+ `/Contacts`), Contacts, CreditNotes (+ `/Allocations`), Currencies, Invoices (+ `/Email`,
+//!   `/OnlineInvoice`, `/pdf`), InvoiceReminders/Settings, Items, Journals (`offset` paging),
+//!   ManualJournals, Organisation (+ `/Actions`), Payments, PurchaseOrders, Quotes, TaxRates,
+//!   TrackingCategories (+ `/Options`), Users; `…/{id}/History` and `…/{id}/Attachments` where
+//!   Xero has them; Reports ProfitAndLoss, BalanceSheet, TrialBalance, BankSummary,
 //!   AgedReceivablesByContact, AgedPayablesByContact. Every other documented path answers 501
 //!   with a JSON explanation; undocumented paths 404. JSON with `Accept: application/json`, XML
 //!   otherwise (Xero's default), PDF with `Accept: application/pdf` on documents.
 //! - **Limits and failures**: per-organisation and per-app rate limits with Xero's headers,
 //!   injected faults (status, delay, dropped connection), a movable clock.
 //! - **Webhooks**: signed, batched events for contacts, invoices and credit notes, retried with
-//!   back-off, and the intent-to-receive check.
+//!   back-off (a webhook whose deliveries keep failing is disabled), and the intent-to-receive
+//!   check.
 //!
 //! # Developer portal pages and element ids
 //! | page | ids |
