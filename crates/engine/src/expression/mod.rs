@@ -464,9 +464,14 @@ impl Sandbox {
                     self.run_index as f64,
                 ))
                 .map_err(|e| self.js_error(&ctx, e, timeout))?;
-            let value: rquickjs::Value = promise
-                .finish()
-                .map_err(|e| self.js_error(&ctx, e, timeout))?;
+            let value: rquickjs::Value = promise.finish().map_err(|e| match e {
+                rquickjs::Error::WouldBlock => JsError::Thrown(
+                    "the code awaits a promise that never settles (there is no I/O to wait for \
+                     in the sandbox)"
+                        .into(),
+                ),
+                e => self.js_error(&ctx, e, timeout),
+            })?;
             js_to_json(&ctx, value).map_err(|e| self.js_error(&ctx, e, timeout))
         })
     }

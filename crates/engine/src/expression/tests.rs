@@ -254,3 +254,18 @@ fn one_json_conversion_serves_many_expressions_of_an_item() {
     sb.begin_node("Y", 0, items(&[json!({"a": 1})]), vec![]);
     assert_eq!(eval(&mut sb, "={{ $json.a }}", 0), Ok(json!(1)));
 }
+
+#[test]
+fn code_awaiting_forever_fails_instead_of_hanging() {
+    let mut sb = sandbox_with(SandboxLimits {
+        code_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    sb.begin_node("X", 0, items(&[json!({})]), vec![]);
+    let started = Instant::now();
+    let result = sb.run_code("await new Promise(() => {}); return [];", None);
+    let err = result.expect_err("never settles");
+    assert!(err.to_string().contains("never settles"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(sb);
+}
