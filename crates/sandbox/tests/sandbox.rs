@@ -1863,7 +1863,7 @@ async fn documented_but_unemulated_paths_answer_501_and_unknown_paths_404() {
     let app = TestApp::auto().await;
     let who = app
         .connected_with(
-            "offline_access accounting.invoices accounting.settings accounting.reports.executivesummary.read",
+            "offline_access accounting.invoices accounting.settings accounting.reports.budgetsummary.read",
         )
         .await;
     let (status, body) = app.api(&who, M::GET, "/Receipts", None).await;
@@ -1872,7 +1872,7 @@ async fn documented_but_unemulated_paths_answer_501_and_unknown_paths_404() {
         .as_str()
         .is_some_and(|d| d.contains("Receipts")));
     assert_eq!(
-        app.api(&who, M::GET, "/Reports/ExecutiveSummary", None)
+        app.api(&who, M::GET, "/Reports/BudgetSummary", None)
             .await
             .0,
         StatusCode::NOT_IMPLEMENTED
@@ -3596,4 +3596,23 @@ async fn the_router_embeds_in_another_server_with_its_configured_public_url() {
         format!("{base}/connect/token").as_str()
     );
     server.abort();
+}
+
+#[tokio::test]
+async fn the_executive_summary_counts_this_months_invoices() {
+    let app = TestApp::auto().await;
+    let who = app
+        .connected_with(&format!(
+            "{SCOPES} accounting.reports.executivesummary.read"
+        ))
+        .await;
+    let before = app.get_ok(&who, "/Reports/ExecutiveSummary").await;
+    authorised_invoice(&app, &who, 250.0).await;
+    let after = app.get_ok(&who, "/Reports/ExecutiveSummary").await;
+    assert_eq!(after["Reports"][0]["ReportType"], "ExecutiveSummary");
+    let issued = |r: &Value| report_value(r, "Number of invoices issued");
+    assert_eq!(issued(&after) - issued(&before), 1.0);
+    assert!(
+        (report_value(&after, "Income") - report_value(&before, "Income") - 250.0).abs() < 0.001
+    );
 }

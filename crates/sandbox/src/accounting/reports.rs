@@ -1,6 +1,6 @@
 //! Reports computed from the ledger in Xero's report shape (`Reports[0].Rows` of `Header`,
 //! `Section`, `Row` and `SummaryRow`): Profit and Loss, Balance Sheet, Trial Balance, Bank
-//! Summary and Aged Receivables/Payables by contact, on the accrual basis. The postings behind
+//! Summary, Executive Summary and Aged Receivables/Payables by contact, on the accrual basis. The postings behind
 //! them come from `journals`.
 
 use std::collections::HashMap;
@@ -610,6 +610,181 @@ fn aged_by_contact(
     Ok(report(id, name, titles, today, rows, now))
 }
 
+/// The figures of one month for the executive summary.
+struct MonthFigures {
+    received: f64,
+    spent: f64,
+    closing_bank: f64,
+    income: f64,
+    direct_costs: f64,
+    other_income: f64,
+    expenses: f64,
+    debtors: f64,
+    creditors: f64,
+    net_assets: f64,
+    invoices: usize,
+    invoiced: f64,
+}
+
+fn month_figures(ledger: &Ledger, all: &[Posting], month: NaiveDate) -> MonthFigures {
+    let (from, to) = (month_start(month), month_end(month));
+    let movement = balances(all, Some(from), to);
+    let cumulative = balances(all, None, to);
+    let bank_codes: Vec<&str> = ledger
+        .records("Accounts")
+        .filter(|a| get_str(a, "Type") == Some("BANK"))
+        .filter_map(|a| get_str(a, "Code"))
+        .collect();
+    let bank = all
+        .iter()
+        .filter(|p| bank_codes.contains(&p.code.as_str()) && p.day >= from && p.day <= to);
+    let sum = |types: &[&str], values: &HashMap<String, f64>, sign: f64| {
+        account_rows(ledger, types, values, sign).1
+    };
+    let assets = sum(
+        &[
+            "BANK",
+            "CURRENT",
+            "PREPAYMENT",
+            "INVENTORY",
+            "FIXED",
+            "NONCURRENT",
+        ],
+        &cumulative,
+        1.0,
+    );
+    let liabilities = sum(&["CURRLIAB", "TERMLIAB", "LIABILITY"], &cumulative, -1.0);
+    let sales: Vec<&Value> = ledger
+        .records("Invoices")
+        .filter(|i| {
+            get_str(i, "Type") == Some("ACCREC")
+                && matches!(get_str(i, "Status"), Some("AUTHORISED" | "PAID"))
+        })
+        .filter(|i| {
+            get(i, "Date")
+                .and_then(parse_day)
+                .is_some_and(|d| d >= from && d <= to)
+        })
+        .collect();
+    MonthFigures {
+        received: bank
+            .clone()
+            .filter(|p| p.amount > 0.0)
+            .map(|p| p.amount)
+            .sum(),
+        spent: -bank
+            .filter(|p| p.amount < 0.0)
+            .map(|p| p.amount)
+            .sum::<f64>(),
+        closing_bank: bank_codes.iter().filter_map(|c| cumulative.get(*c)).sum(),
+        income: sum(INCOME, &movement, -1.0),
+        direct_costs: sum(COST_OF_SALES, &movement, 1.0),
+        other_income: sum(OTHER_INCOME, &movement, -1.0),
+        expenses: sum(EXPENSES, &movement, 1.0),
+        debtors: cumulative.get(journals::RECEIVABLE).copied().unwrap_or(0.0),
+        creditors: -cumulative.get(journals::PAYABLE).copied().unwrap_or(0.0),
+        net_assets: assets - liabilities,
+        invoices: sales.len(),
+        invoiced: sales
+            .iter()
+            .filter_map(|i| get(i, "Total").and_then(number))
+            .sum(),
+    }
+}
+
+fn executive_summary(
+    ledger: &Ledger,
+    params: &Params,
+    now: DateTime<Utc>,
+) -> Result<Value, Problem> {
+    let today = now.date_naive();
+    let date = day_param(params, "date")?.unwrap_or(today);
+    let previous = month_start(date) - Duration::days(1);
+    let all = postings(ledger);
+    let (this, last) = (
+        month_figures(ledger, &all, date),
+        month_figures(ledger, &all, previous),
+    );
+    let variance = |a: f64, b: f64| {
+        if b == 0.0 {
+            String::new()
+        } else {
+            format!("{:.0}%", (a - b) / b.abs() * 100.0)
+        }
+    };
+    let row = |label: &str, a: f64, b: f64| json!({"RowType": "Row", "Cells": [cell(label), cell(&amount(a)), cell(&amount(b)), cell(&variance(a, b))]});
+    let count_row = |label: &str, a: usize, b: usize| json!({"RowType": "Row", "Cells": [cell(label), cell(&a.to_string()), cell(&b.to_string()), cell(&variance(a as f64, b as f64))]});
+    let average = |f: &MonthFigures| {
+        if f.invoices == 0 {
+            0.0
+        } else {
+            f.invoiced / f.invoices as f64
+        }
+    };
+    let gross = |f: &MonthFigures| f.income - f.direct_costs;
+    let profit = |f: &MonthFigures| gross(f) + f.other_income - f.expenses;
+    let rows = vec![
+        header(&[
+            "",
+            &date.format("%b %Y").to_string(),
+            &previous.format("%b %Y").to_string(),
+            "Variance",
+        ]),
+        section(
+            "Cash",
+            vec![
+                row("Cash received", this.received, last.received),
+                row("Cash spent", this.spent, last.spent),
+                row(
+                    "Cash surplus (deficit)",
+                    this.received - this.spent,
+                    last.received - last.spent,
+                ),
+                row("Closing bank balance", this.closing_bank, last.closing_bank),
+            ],
+        ),
+        section(
+            "Profitability",
+            vec![
+                row("Income", this.income, last.income),
+                row("Direct costs", this.direct_costs, last.direct_costs),
+                row("Gross profit (loss)", gross(&this), gross(&last)),
+                row("Other Income", this.other_income, last.other_income),
+                row("Expenses", this.expenses, last.expenses),
+                row("Profit (loss)", profit(&this), profit(&last)),
+            ],
+        ),
+        section(
+            "Balance Sheet",
+            vec![
+                row("Debtors", this.debtors, last.debtors),
+                row("Creditors", this.creditors, last.creditors),
+                row("Net assets", this.net_assets, last.net_assets),
+            ],
+        ),
+        section(
+            "Income",
+            vec![
+                count_row("Number of invoices issued", this.invoices, last.invoices),
+                row("Average value of invoices", average(&this), average(&last)),
+            ],
+        ),
+    ];
+    let titles = vec![
+        "Executive Summary".to_owned(),
+        org_name(ledger),
+        format!("For the month of {}", date.format("%B %Y")),
+    ];
+    Ok(report(
+        "ExecutiveSummary",
+        "Executive Summary",
+        titles,
+        today,
+        rows,
+        now,
+    ))
+}
+
 /// Runs a report by name; `None` for reports the sandbox does not compute.
 pub fn run(
     name: &str,
@@ -622,6 +797,7 @@ pub fn run(
         "BalanceSheet" => balance_sheet(ledger, params, now),
         "TrialBalance" => trial_balance(ledger, params, now),
         "BankSummary" => bank_summary(ledger, params, now),
+        "ExecutiveSummary" => executive_summary(ledger, params, now),
         "AgedReceivablesByContact" => aged_by_contact(ledger, params, now, true),
         "AgedPayablesByContact" => aged_by_contact(ledger, params, now, false),
         _ => return None,
