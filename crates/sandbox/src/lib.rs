@@ -34,8 +34,9 @@
 //!   TrackingCategories (+ `/Options`), Users; `…/{id}/History` and `…/{id}/Attachments` where
 //!   Xero has them; Reports ProfitAndLoss, BalanceSheet, TrialBalance, BankSummary,
 //!   ExecutiveSummary, AgedReceivablesByContact, AgedPayablesByContact. Every other documented
-//!   path answers 501 with a JSON explanation; undocumented paths 404. JSON with `Accept: application/json`, XML
-//!   otherwise (Xero's default), PDF with `Accept: application/pdf` on documents.
+//!   path answers 501 with a JSON explanation; undocumented paths 404. JSON with
+//!   `Accept: application/json`, XML otherwise (Xero's default), PDF with
+//!   `Accept: application/pdf` on documents.
 //! - **Limits and failures**: per-organisation and per-app rate limits with Xero's headers,
 //!   injected faults (status, delay, dropped connection), a movable clock.
 //! - **Webhooks**: signed, batched events for contacts, invoices and credit notes, retried with
