@@ -40,11 +40,22 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let instance = crate::state::new_uuid().to_string();
         match self {
-            Problem::Unauthorized(detail) => (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"Type": null, "Title": "Unauthorized", "Status": 401, "Detail": detail, "Instance": instance, "Extensions": {}})),
-            )
-                .into_response(),
+            Problem::Unauthorized(detail) => {
+                let challenge = if detail.starts_with("TokenExpired") {
+                    "Bearer error=\"invalid_token\", error_description=\"The token expired\""
+                } else {
+                    "Bearer error=\"invalid_token\""
+                };
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"Type": null, "Title": "Unauthorized", "Status": 401, "Detail": detail, "Instance": instance, "Extensions": {}})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                response
+            }
             Problem::InsufficientScope(needed) => {
                 let mut response = (
                     StatusCode::UNAUTHORIZED,

@@ -1848,6 +1848,12 @@ async fn unauthorised_calls_get_xero_errors_401_403_and_insufficient_scope() {
     );
 
     app.advance_clock(31 * 60).await;
+    let expired = app.api_raw(&who, M::GET, "/Organisation", None, &[]).await;
+    assert!(expired
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("invalid_token")));
     let (status, body) = app.api(&who, M::GET, "/Organisation", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
