@@ -219,7 +219,12 @@ async fn create_app(State(sandbox): State<Arc<Sandbox>>, Json(new): Json<NewApp>
     let Some(kind) = IntegrationType::parse(&new.integration_type) else {
         return bad_request("integration_type must be 'web' or 'pkce'");
     };
-    let app = match register_app(
+    if let Some(url) = &new.webhook_url {
+        if url::Url::parse(url).is_err() {
+            return bad_request(format!("webhook_url '{url}' is not an absolute URL"));
+        }
+    }
+    let mut app = match register_app(
         &sandbox,
         &new.name,
         kind,
@@ -235,9 +240,7 @@ async fn create_app(State(sandbox): State<Arc<Sandbox>>, Json(new): Json<NewApp>
         if let Some(stored) = lock(&sandbox.world).app_mut(&app.client_id) {
             stored.webhook_url = Some(url.clone());
         }
-        let mut app = app;
         app.webhook_url = Some(url);
-        return (StatusCode::CREATED, Json(app_json(&app))).into_response();
     }
     (StatusCode::CREATED, Json(app_json(&app))).into_response()
 }
