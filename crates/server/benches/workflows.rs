@@ -15,12 +15,10 @@ fn node(name: &str, ty: &str, version: f64, params: Value) -> Value {
 }
 
 fn workflow(path: &str, items: usize) -> Value {
-    let code = if items == 1 {
-        "return $input.all().map(i => ({json: {...i.json, checked: true}}));".to_string()
-    } else {
-        "return $input.all().map(i => ({json: {...i.json, checked: true}}));".to_string()
-    };
-    let make = format!("return Array.from({{length: {items}}}, (_, n) => ({{json: {{n, amount: n % 500}}}}));");
+    let code = "return $input.all().map(i => ({json: {...i.json, checked: true}}));";
+    let make = format!(
+        "return Array.from({{length: {items}}}, (_, n) => ({{json: {{n, amount: n % 500}}}}));"
+    );
     json!({"name": format!("bench {path}"), "nodes": [
         node("Hook", "n8n-nodes-base.webhook", 2.0, json!({"httpMethod": "POST", "path": path, "responseMode": "responseNode"})),
         node("Items", "n8n-nodes-base.code", 2.0, json!({"jsCode": make})),
@@ -43,18 +41,28 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3
 }
 
-async fn load(url: &str, body: String, headers: Vec<(String, String)>, total: usize, concurrency: usize) -> (f64, Vec<Duration>) {
+async fn load(
+    url: &str,
+    body: String,
+    headers: Vec<(String, String)>,
+    total: usize,
+    concurrency: usize,
+) -> (f64, Vec<Duration>) {
     let http = reqwest::Client::new();
     let started = Instant::now();
     let per = total / concurrency;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, url, body, headers) = (http.clone(), url.to_string(), body.clone(), headers.clone());
+        let (http, url, body, headers) =
+            (http.clone(), url.to_string(), body.clone(), headers.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(per);
             for _ in 0..per {
                 let t = Instant::now();
-                let mut r = http.post(&url).header("content-type", "application/json").body(body.clone());
+                let mut r = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone());
                 for (k, v) in &headers {
                     r = r.header(k, v);
                 }
@@ -78,7 +86,11 @@ async fn load(url: &str, body: String, headers: Vec<(String, String)>, total: us
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -86,18 +98,36 @@ fn peak_rss_mib() -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let home = tempfile::tempdir().unwrap();
-    let store = Store::connect(&ledgerflow_store::sqlite_url(home.path()), Keyring::load(home.path(), None).unwrap())
-        .await
-        .unwrap();
+    let store = Store::connect(
+        &ledgerflow_store::sqlite_url(home.path()),
+        Keyring::load(home.path(), None).unwrap(),
+    )
+    .await
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(store, ServerConfig { public_url: base.parse().unwrap(), sandbox_url: None });
+    let state = AppState::new(
+        store,
+        ServerConfig {
+            public_url: base.parse().unwrap(),
+            sandbox_url: None,
+        },
+    );
     ledgerflow_server::runtime::spawn(&state);
-    tokio::spawn(ledgerflow_server::serve(listener, state.clone(), std::future::pending()));
+    tokio::spawn(ledgerflow_server::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
 
     for (path, items, total) in [("one", 1usize, 2000usize), ("thousand", 1000, 100)] {
-        let wf = ledgerflow_server::runtime::create_workflow(&state, &workflow(path, items).to_string()).await.unwrap();
-        ledgerflow_server::runtime::set_active(&state, &wf.id, true).await.unwrap();
+        let wf =
+            ledgerflow_server::runtime::create_workflow(&state, &workflow(path, items).to_string())
+                .await
+                .unwrap();
+        ledgerflow_server::runtime::set_active(&state, &wf.id, true)
+            .await
+            .unwrap();
         let url = format!("{base}/webhook/{path}");
         // Warm up.
         load(&url, "{}".into(), vec![], 16, 4).await;
@@ -150,12 +180,19 @@ async fn main() {
                 let sig = {
                     use base64::Engine;
                     use hmac::Mac;
-                    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+                    let mut mac =
+                        hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
                     mac.update(body.as_bytes());
                     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
                 };
                 let t = Instant::now();
-                let resp = http.post(&url).header("x-xero-signature", sig).body(body).send().await.unwrap();
+                let resp = http
+                    .post(&url)
+                    .header("x-xero-signature", sig)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), 200);
                 lat.push(t.elapsed());
             }
@@ -175,5 +212,8 @@ async fn main() {
         pct(&lat, 0.5),
         pct(&lat, 0.99)
     );
-    println!("peak RSS of this process (server, engine and load generator): {:.1} MiB", peak_rss_mib());
+    println!(
+        "peak RSS of this process (server, engine and load generator): {:.1} MiB",
+        peak_rss_mib()
+    );
 }

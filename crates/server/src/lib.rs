@@ -144,6 +144,25 @@ pub fn app(state: AppState) -> Router {
         .route("/credentials/{id}/delete", post(credential_pages::delete))
         .route("/signout", post(pages::signout))
         .route("/nodes/xero", get(pages::xero_node_docs))
+        .route(
+            "/workflows",
+            get(workflow_pages::list).post(workflow_pages::import),
+        )
+        .route(
+            "/workflows/{id}",
+            get(workflow_pages::show).post(workflow_pages::save),
+        )
+        .route("/workflows/{id}/run", post(workflow_pages::run))
+        .route("/workflows/{id}/activate", post(workflow_pages::activate))
+        .route(
+            "/workflows/{id}/deactivate",
+            post(workflow_pages::deactivate),
+        )
+        .route("/workflows/{id}/delete", post(workflow_pages::delete))
+        .route("/executions", get(workflow_pages::executions))
+        .route("/executions/{id}", get(workflow_pages::execution))
+        .route("/executions/{id}/retry", post(workflow_pages::retry))
+        .route("/executions/{id}/cancel", post(workflow_pages::cancel))
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -358,7 +358,7 @@ async fn execute_inner(
         .map_err(|e| e.to_string())?;
     let workflow = load(&wf_record)?;
     let mode = mode_of(&record.mode);
-    let observer = StoreObserver {
+    let observer = Arc::new(StoreObserver {
         store: state.store.clone(),
         runtime: state.runtime.clone(),
         worker: state.runtime.worker_id.clone(),
@@ -370,7 +370,8 @@ async fn execute_inner(
                 .and_then(|r| serde_json::from_str(r).ok())
                 .unwrap_or_default(),
         ),
-    };
+        last_saved: Mutex::new(std::time::Instant::now()),
+    });
     let checkpoint = state
         .store
         .execution_checkpoint(&record.id)
@@ -400,22 +401,47 @@ async fn execute_inner(
             }
         })
     };
-    let result = match checkpoint.and_then(|c| serde_json::from_str::<ExecutionState>(&c).ok()) {
-        Some(mut saved) => {
-            tracing::info!(execution = %record.id, "resuming after the last completed node");
-            saved.workflow = Arc::new(workflow.clone());
-            state.runtime.engine.resume(saved, &observer, cancel).await
+    let saved = checkpoint.and_then(|c| serde_json::from_str::<ExecutionState>(&c).ok());
+    let request = if saved.is_none() {
+        let trigger: TriggerData = serde_json::from_str(&record.trigger_data).unwrap_or_default();
+        let mut request = RunRequest::new(workflow.clone(), mode);
+        request.execution_id = record.id.clone();
+        request.start_node = trigger.start_node;
+        if !trigger.items.is_empty() {
+            request.input = trigger.items;
         }
-        None => {
-            let trigger: TriggerData =
-                serde_json::from_str(&record.trigger_data).unwrap_or_default();
-            let mut request = RunRequest::new(workflow.clone(), mode);
-            request.execution_id = record.id.clone();
-            request.start_node = trigger.start_node;
-            if !trigger.items.is_empty() {
-                request.input = trigger.items;
+        Some(request)
+    } else {
+        None
+    };
+    // On the blocking pool: JavaScript is CPU-bound and must not stall the async workers.
+    let (engine, obs, token, wf) = (
+        state.runtime.engine.clone(),
+        observer.clone(),
+        cancel.clone(),
+        Arc::new(workflow.clone()),
+    );
+    let handle = tokio::runtime::Handle::current();
+    let exec_id = record.id.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            match (saved, request) {
+                (Some(mut s), _) => {
+                    tracing::info!(execution = %exec_id, "resuming after the last completed node");
+                    s.workflow = wf;
+                    engine.resume(s, obs.as_ref(), &token).await
+                }
+                (None, Some(req)) => engine.run(req, obs.as_ref(), &token).await,
+                (None, None) => unreachable!("a request is built when there is no checkpoint"),
             }
-            state.runtime.engine.run(request, &observer, cancel).await
+        })
+    })
+    .await;
+    let result = match joined {
+        Ok(r) => r,
+        Err(e) => {
+            beat.abort();
+            return Err(format!("the execution stopped unexpectedly: {e}"));
         }
     };
     beat.abort();
@@ -488,18 +514,62 @@ async fn start_error_workflow(
     }
 }
 
-/// Persists progress after every node: display run data (size-capped) and the resumable state.
+/// Persists progress: display run data (size-capped) and the resumable state. It is saved
+/// before and after every node that acts on the outside world (HTTP, Xero, sub-workflows,
+/// waits), and otherwise at most every [`CHECKPOINT_EVERY`]: after a crash, work resumes from
+/// the last save, and the nodes it re-runs have no outside effects.
 pub struct StoreObserver {
     store: Store,
     runtime: Arc<Runtime>,
     worker: String,
     max_item_bytes: usize,
     runs: Mutex<BTreeMap<String, Vec<Value>>>,
+    last_saved: Mutex<std::time::Instant>,
 }
+
+/// The longest a run of side-effect-free nodes goes without a checkpoint.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Node types whose work reaches outside the execution: always checkpointed after.
+const OUTSIDE_EFFECTS: &[&str] = &[
+    "ledgerflow.httpRequest",
+    "ledgerflow.xero",
+    "ledgerflow.executeWorkflow",
+    "ledgerflow.wait",
+    "ledgerflow.respondToWebhook",
+];
 
 #[async_trait]
 impl ExecutionObserver for StoreObserver {
     async fn node_finished(&self, event: NodeFinished<'_>) -> Result<(), ObserverError> {
+        let outside = |name: &str| {
+            event
+                .state
+                .workflow
+                .node(name)
+                .is_some_and(|n| OUTSIDE_EFFECTS.contains(&n.node_type.as_str()))
+        };
+        // Save after a node with outside effects, and before one (so a crash during it resumes
+        // just before it rather than further back).
+        let effects = outside(event.node)
+            || event
+                .state
+                .stack
+                .front()
+                .is_some_and(|next| outside(&next.node));
+        let due = lock(&self.last_saved).elapsed() >= CHECKPOINT_EVERY;
+        if !effects && !due {
+            let json = capped_run_json(event.run, self.max_item_bytes);
+            let mut runs = lock(&self.runs);
+            let list = runs.entry(event.node.to_string()).or_default();
+            if list.len() > event.run_index {
+                list[event.run_index] = json;
+            } else {
+                list.push(json);
+            }
+            return Ok(());
+        }
+        *lock(&self.last_saved) = std::time::Instant::now();
         let runs = {
             let mut runs = lock(&self.runs);
             let list = runs.entry(event.node.to_string()).or_default();

@@ -1677,7 +1677,7 @@ async fn signed_xero_webhooks_are_stored_once_and_bad_signatures_refused() {
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let events = loop {
-        let pending = fx.app.store.pending_webhook_events(100).await.unwrap();
+        let pending = fx.app.store.webhook_events(&cred, 100).await.unwrap();
         if pending.iter().any(|e| e.event_category == "INVOICE") {
             break pending;
         }
@@ -1713,7 +1713,7 @@ async fn signed_xero_webhooks_are_stored_once_and_bad_signatures_refused() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap().is_empty());
-    let again = fx.app.store.pending_webhook_events(100).await.unwrap();
+    let again = fx.app.store.webhook_events(&cred, 100).await.unwrap();
     assert_eq!(again.len(), events.len());
     assert!(
         fx.view(&cred).await["webhooks"]["duplicates"]
@@ -2613,3 +2613,6 @@ async fn a_poll_with_nothing_new_makes_one_call() {
     );
     assert!(fx.app.executions_of(&fx.auth, id).await.is_empty());
 }
+
+#[path = "pages/workflows.rs"]
+mod workflow_pages;
