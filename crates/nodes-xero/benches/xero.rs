@@ -100,14 +100,31 @@ async fn main() {
         started.elapsed().as_secs_f64(),
         out.iter().filter(|o| o.is_err()).count()
     );
-    drop(sandbox);
-
-    // Client overhead per call, limits off: the client against a bare request to the same URL.
-    let (sandbox, client, conn) = setup(|c| {
-        c.rate_limits = None;
-        c.seed_invoices = 10;
-    })
-    .await;
+    // Client overhead per call, limits off on both sides (the sandbox's and the client's own
+    // limiter): the client against a bare request to the same URL.
+    reqwest::Client::new()
+        .put(format!("{}/_sandbox/limits", sandbox.base_url()))
+        .json(&serde_json::Value::Null)
+        .send()
+        .await
+        .unwrap();
+    let unlimited = LimitConfig {
+        concurrent: 1_000,
+        per_minute: usize::MAX,
+        window: std::time::Duration::from_secs(60),
+    };
+    let demo = sandbox.demo_app();
+    let scopes = ledgerflow_xero::default_scopes(ledgerflow_xero::ScopeMode::Granular);
+    let (tokens, _) = ledgerflow_xero::testing::consent(
+        &conn.endpoints,
+        &demo.client_id,
+        &demo.client_secret,
+        &demo.redirect_uris[0],
+        &scopes,
+    )
+    .await
+    .unwrap();
+    let client = XeroClient::new(reqwest::Client::new(), tokens, unlimited);
     let target = Target {
         credential_id: "bench".into(),
         tenant_id: Some(conn.tenants[0].0.clone()),

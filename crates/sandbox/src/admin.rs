@@ -93,7 +93,7 @@ async fn index(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
             {"method": "GET", "path": "/_sandbox/limits", "does": "current rate limits (null = off)"},
             {"method": "PUT", "path": "/_sandbox/limits", "does": "replace rate limits; null switches them off", "body": {"concurrent": 5, "per_minute": 60, "per_day": 5000, "app_per_minute": 10000}},
             {"method": "GET", "path": "/_sandbox/faults", "does": "fault rules"},
-            {"method": "POST", "path": "/_sandbox/faults", "does": "add a fault rule", "body": {"method": "GET?", "path": "/api.xro/2.0/Invoices (prefix, case-insensitive)", "status": "500 | 503 | 429 ?", "delay_ms": "integer?", "drop_connection": "bool?", "probability": "0..1?", "count": "integer?"}},
+            {"method": "POST", "path": "/_sandbox/faults", "does": "add a fault rule", "body": {"method": "GET?", "path": "/api.xro/2.0/Invoices (prefix, case-insensitive)", "status": "500 | 503 | 429 ?", "delay_ms": "integer?", "drop_connection": "bool?", "lose_response": "bool? (run the endpoint, then cut the connection: the change happens, the answer is lost)", "probability": "0..1?", "count": "integer?"}},
             {"method": "DELETE", "path": "/_sandbox/faults", "does": "remove all fault rules"},
             {"method": "DELETE", "path": "/_sandbox/faults/{id}", "does": "remove one fault rule"},
             {"method": "GET", "path": "/_sandbox/webhooks", "does": "webhook delivery attempts"},
@@ -349,8 +349,12 @@ async fn add_fault(State(sandbox): State<Arc<Sandbox>>, Json(fault): Json<Fault>
             return bad_request("status must be an HTTP error status such as 500, 503 or 429");
         }
     }
-    if fault.status.is_none() && fault.delay_ms.is_none() && !fault.drop_connection {
-        return bad_request("a fault needs a status, a delay_ms or drop_connection");
+    if fault.status.is_none()
+        && fault.delay_ms.is_none()
+        && !fault.drop_connection
+        && !fault.lose_response
+    {
+        return bad_request("a fault needs a status, a delay_ms, drop_connection or lose_response");
     }
     if fault.probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
         return bad_request("probability must be between 0 and 1");

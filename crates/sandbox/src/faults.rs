@@ -42,6 +42,10 @@ pub struct Fault {
     /// Send response headers, then cut the connection before the body.
     #[serde(default)]
     pub drop_connection: bool,
+    /// Run the endpoint first (the change happens), then cut the connection before the body:
+    /// the caller never learns the outcome, as when a response is lost in transit.
+    #[serde(default)]
+    pub lose_response: bool,
     /// Chance (0..=1) that a matching call is affected; absent means always.
     #[serde(default)]
     pub probability: Option<f64>,
@@ -56,6 +60,8 @@ pub struct Effect {
     pub delay: Option<Duration>,
     pub status: Option<u16>,
     pub drop_connection: bool,
+    /// Cut the connection after the endpoint ran (see [`Fault::lose_response`]).
+    pub lose_response: bool,
 }
 
 /// Decides, for one call, which fault (if any) applies; consumes a count.
@@ -78,6 +84,7 @@ pub fn effect_for(sandbox: &Sandbox, method: &str, path: &str) -> Option<Effect>
         delay: fault.delay_ms.map(Duration::from_millis),
         status: fault.status,
         drop_connection: fault.drop_connection,
+        lose_response: fault.lose_response,
     };
     if let Some(count) = fault.count.as_mut() {
         *count = count.saturating_sub(1);
@@ -88,17 +95,26 @@ pub fn effect_for(sandbox: &Sandbox, method: &str, path: &str) -> Option<Effect>
     Some(effect)
 }
 
+/// A response whose body fails: the server aborts the connection mid-response.
+pub fn broken_response() -> Response {
+    let mut response = Response::new(Body::new(BrokenBody));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
 /// Applies an effect: waits, then returns the faulty response if the call must not proceed.
+/// (A `lose_response` effect lets the call proceed; the caller drops the answer afterwards.)
 pub async fn apply(effect: Effect) -> Option<Response> {
     if let Some(delay) = effect.delay {
         tokio::time::sleep(delay).await;
     }
     if effect.drop_connection {
-        let mut response = Response::new(Body::new(BrokenBody));
-        response
-            .headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        return Some(response);
+        return Some(broken_response());
+    }
+    if effect.lose_response {
+        return None;
     }
     let status = StatusCode::from_u16(effect.status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match status.as_u16() {
@@ -154,8 +170,13 @@ pub async fn middleware(
     let path = request.uri().path().to_ascii_lowercase();
     if !path.starts_with("/api.xro/") && !path.starts_with("/_sandbox") {
         if let Some(effect) = effect_for(&sandbox, request.method().as_str(), &path) {
+            let lose = effect.lose_response;
             if let Some(response) = apply(effect).await {
                 return Ok(response);
+            }
+            if lose {
+                let _ = next.run(request).await;
+                return Ok(broken_response());
             }
         }
     }

@@ -3622,3 +3622,38 @@ async fn the_executive_summary_counts_this_months_invoices() {
         (report_value(&after, "Income") - report_value(&before, "Income") - 250.0).abs() < 0.001
     );
 }
+
+#[tokio::test]
+async fn a_lost_response_still_makes_the_change() {
+    let app = TestApp::auto().await;
+    let who = app.connected().await;
+    app.admin(
+        reqwest::Method::POST,
+        "/_sandbox/faults",
+        Some(json!({"method": "PUT", "path": "/api.xro/2.0/Contacts", "lose_response": true, "count": 1})),
+    )
+    .await;
+    let body = json!({"Contacts": [{"Name": "Lost Answer Ltd"}]});
+    let url = app.url("/api.xro/2.0/Contacts");
+    let outcome = reqwest::Client::new()
+        .put(url)
+        .bearer_auth(&who.token)
+        .header("xero-tenant-id", &who.tenant)
+        .header("accept", "application/json")
+        .json(&body)
+        .send()
+        .await;
+    let lost = match outcome {
+        Err(_) => true,
+        Ok(resp) => resp.bytes().await.is_err(),
+    };
+    assert!(lost, "the caller never gets the answer");
+    let found = app
+        .get_ok(&who, "/Contacts?where=Name==\"Lost Answer Ltd\"")
+        .await;
+    assert_eq!(
+        found["Contacts"].as_array().map(Vec::len),
+        Some(1),
+        "but the contact was created"
+    );
+}

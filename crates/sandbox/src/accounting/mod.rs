@@ -284,7 +284,9 @@ async fn dispatch(
         Ok(permit) => permit,
         Err(refusal) => return too_many(refusal),
     };
+    let mut lose_response = false;
     if let Some(effect) = faults::effect_for(&sandbox, method.as_str(), &path) {
+        lose_response = effect.lose_response;
         if let Some(response) = faults::apply(effect).await {
             return with_limits(response, permit.remaining);
         }
@@ -311,6 +313,10 @@ async fn dispatch(
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     };
+    if lose_response {
+        // The change is made; the answer never arrives.
+        return faults::broken_response();
+    }
     let response = if wants_json {
         response
     } else {
