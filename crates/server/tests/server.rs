@@ -1331,26 +1331,37 @@ async fn tokens_lost_before_storing_are_recovered_through_the_grace_period() {
     })
     .await;
     let cred = connected(&fx).await;
-    // A process refreshes at Xero and dies before storing what it received: Xero has rotated the
-    // refresh token, the database still holds the old one.
+    // The token manager refreshes and the answer is lost on the way back (as when the process
+    // dies before storing it): Xero has rotated the refresh token, the database holds the old.
     let stored = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
-    let config = ledgerflow_oauth::TokenStore::client_config(fx.app.state.tokens.store(), &cred)
+    let resp = fx
+        .app
+        .http
+        .post(fx.sandbox_url("/_sandbox/faults"))
+        .json(
+            &json!({"method": "POST", "path": "/connect/token", "lose_response": true, "count": 1}),
+        )
+        .send()
         .await
         .unwrap();
-    let lost = ledgerflow_oauth::refresh(
-        &fx.app.http,
-        &config.provider,
-        &config.client,
-        stored.refresh_token.as_ref().unwrap(),
-    )
-    .await
-    .unwrap();
-    drop(lost);
-    assert_eq!(fx.refresh_calls().await, 1);
+    assert_eq!(resp.status(), 201);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let err = fx.app.state.tokens.access_token(&cred).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("refreshing the access token failed"),
+        "{err}"
+    );
+    assert_eq!(fx.refresh_calls().await, 1, "Xero processed the refresh");
+    let still = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    assert_eq!(
+        still.refresh_token.unwrap().expose_secret(),
+        stored.refresh_token.unwrap().expose_secret(),
+        "nothing was stored"
+    );
 
     // After a restart (a fresh token manager), the expired token is refreshed with the stored,
     // already-rotated refresh token: Xero accepts it inside the 30-minute grace period.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let restarted = AppState::new(fx.app.store.clone(), (*fx.app.state.config).clone());
     let token = restarted.tokens.access_token(&cred).await.unwrap();
     assert_eq!(
