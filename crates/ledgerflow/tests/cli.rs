@@ -1051,3 +1051,83 @@ async fn an_execution_killed_with_sigkill_is_resumed_after_restart() {
         server.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_and_execution_commands_import_run_list_show_and_retry() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("wf.json");
+    std::fs::write(
+        &file,
+        json!({"name": "CLI workflow", "nodes": [
+            {"id": "a", "name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [0, 0], "parameters": {}},
+            {"id": "b", "name": "Greet", "type": "n8n-nodes-base.set", "typeVersion": 3.4, "position": [200, 0], "parameters": {"mode": "manual",
+                "assignments": {"assignments": [{"id": "g", "name": "greeting", "value": "={{ 'hello ' + 'world' }}", "type": "string"}]}, "options": {}}}],
+            "connections": {"Start": {"main": [[{"node": "Greet", "type": "main", "index": 0}]]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = cli(
+        home.path(),
+        &[],
+        &["workflow", "import", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(text(&cli(home.path(), &[], &["workflow", "list"])).contains("CLI workflow"));
+    let exported: Value =
+        serde_json::from_slice(&cli(home.path(), &[], &["workflow", "export", &id]).stdout)
+            .unwrap();
+    assert_eq!(exported["nodes"][1]["type"], "ledgerflow.set");
+
+    let out = cli(home.path(), &[], &["workflow", "run", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(
+        run["runData"]["Greet"][0]["output"][0][0]["json"]["greeting"],
+        "hello world"
+    );
+    let exec = run["id"].as_str().unwrap().to_string();
+
+    let listed = text(&cli(home.path(), &[], &["executions", "list"]));
+    assert!(
+        listed.contains(&exec) && listed.contains("succeeded"),
+        "{listed}"
+    );
+    let shown: Value =
+        serde_json::from_slice(&cli(home.path(), &[], &["executions", "show", &exec]).stdout)
+            .unwrap();
+    assert_eq!(shown["id"], exec.as_str());
+    let out = cli(home.path(), &[], &["executions", "retry", &exec]);
+    assert!(
+        out.status.success() && text(&out).contains("Queued execution"),
+        "{}",
+        text(&out)
+    );
+    let out = cli(home.path(), &[], &["executions", "cancel", &exec]);
+    assert!(
+        !out.status.success() && text(&out).contains("already ended"),
+        "{}",
+        text(&out)
+    );
+
+    // Activation needs a trigger that can start the workflow on its own.
+    let out = cli(home.path(), &[], &["workflow", "activate", &id]);
+    assert!(
+        !out.status.success() && text(&out).contains("no trigger"),
+        "{}",
+        text(&out)
+    );
+    let out = cli(
+        home.path(),
+        &[],
+        &["workflow", "import", "/nonexistent.json"],
+    );
+    assert!(
+        !out.status.success() && text(&out).contains("cannot read"),
+        "{}",
+        text(&out)
+    );
+    let described = text(&cli(home.path(), &[], &["nodes", "describe", "xero"]));
+    assert!(described.contains("Invoices") && described.contains("accounting.invoices"));
+}
