@@ -473,3 +473,156 @@ async fn settings_banking_journals_and_reports_resources_work() {
     let raw = fx.one(json!({"resource": "any", "operation": "apiCall", "method": "GET", "path": "/Currencies"})).await;
     assert!(raw["Currencies"].is_array());
 }
+
+impl Fx {
+    /// create → get → update → get many with a filter → remove; returns the removed record.
+    async fn round_trip(
+        &self,
+        resource: &str,
+        create: Value,
+        update: Value,
+        filter: &str,
+        remove: &str,
+    ) -> Value {
+        let created = self
+            .one(json!({"resource": resource, "operation": "create", "fields": create}))
+            .await;
+        let id_field = ledgerflow_nodes_xero::params::resolve_resource(resource)
+            .unwrap()
+            .0
+            .id_field;
+        let id = created[id_field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{resource}: no {id_field} in {created}"))
+            .to_string();
+        let got = self
+            .one(json!({"resource": resource, "operation": "get", "id": id}))
+            .await;
+        assert_eq!(got[id_field], id.as_str(), "{resource}: get");
+        let updated = self.one(json!({"resource": resource, "operation": "update", "id": id, "fields": update.clone()})).await;
+        for (k, v) in update.as_object().unwrap() {
+            assert_eq!(&updated[k], v, "{resource}: update of {k}");
+        }
+        let found = self
+            .many(json!({"resource": resource, "operation": "getMany", "returnAll": true, "filters": {"where": filter}}))
+            .await;
+        assert!(
+            found.iter().any(|r| r[id_field] == id.as_str()),
+            "{resource}: getMany with {filter}"
+        );
+        self.one(json!({"resource": resource, "operation": remove, "id": id}))
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_remaining_writable_resource_round_trips() {
+    let fx = fx(None, |_| {}).await;
+    let contact = fx.contact_id().await;
+    let banks = fx.many(json!({"resource": "account", "operation": "getMany", "returnAll": true, "filters": {"where": "Type==\"BANK\""}})).await;
+    assert!(banks.len() >= 2, "the demo ledger has two bank accounts");
+    let (bank, bank2) = (banks[0]["AccountID"].clone(), banks[1]["AccountID"].clone());
+    let line =
+        json!([{"Description": "Line", "Quantity": 1, "UnitAmount": 20, "AccountCode": "400"}]);
+
+    let r = fx
+        .round_trip("bankTransaction",
+            json!({"Type": "SPEND", "Contact": {"ContactID": contact}, "BankAccount": {"AccountID": bank}, "LineItems": line, "Reference": "BT-1"}),
+            json!({"Reference": "BT-2"}), "Reference==\"BT-2\"", "delete")
+        .await;
+    assert_eq!(r["Status"], "DELETED");
+    let r = fx
+        .round_trip("manualJournal",
+            json!({"Narration": "Accrual", "JournalLines": [{"LineAmount": 50, "AccountCode": "400"}, {"LineAmount": -50, "AccountCode": "800"}]}),
+            json!({"Narration": "Accrual (revised)"}), "Narration==\"Accrual (revised)\"", "delete")
+        .await;
+    assert_eq!(r["Status"], "DELETED");
+    let r = fx
+        .round_trip(
+            "purchaseOrder",
+            json!({"Contact": {"ContactID": contact}, "Date": "2026-11-01", "LineItems": line}),
+            json!({"Reference": "PO-9"}),
+            "Reference==\"PO-9\"",
+            "delete",
+        )
+        .await;
+    assert_eq!(r["Status"], "DELETED");
+    let r = fx
+        .round_trip(
+            "quote",
+            json!({"Contact": {"ContactID": contact}, "Date": "2026-11-01", "LineItems": line}),
+            json!({"Title": "Website rebuild"}),
+            "Title==\"Website rebuild\"",
+            "delete",
+        )
+        .await;
+    assert_eq!(r["Status"], "DELETED");
+    let r = fx
+        .round_trip(
+            "account",
+            json!({"Code": "499", "Name": "Round trip expenses", "Type": "EXPENSE"}),
+            json!({"Name": "Round trip costs"}),
+            "Code==\"499\"",
+            "delete",
+        )
+        .await;
+    assert_eq!(r["deleted"], true);
+    // Create or update: one call creates, the same call with the id updates.
+    let up = fx.one(json!({"resource": "contact", "operation": "createOrUpdate", "fields": {"Name": "Upsert Ltd"}})).await;
+    let up2 = fx.one(json!({"resource": "contact", "operation": "createOrUpdate", "fields": {"ContactID": up["ContactID"], "Name": "Upsert Limited"}})).await;
+    assert_eq!(
+        (up2["ContactID"].clone(), up2["Name"].clone()),
+        (up["ContactID"].clone(), json!("Upsert Limited"))
+    );
+    // Bank transfers: create, get, list.
+    let t = fx.one(json!({"resource": "bankTransfer", "operation": "create", "fields": {"FromBankAccount": {"AccountID": bank}, "ToBankAccount": {"AccountID": bank2}, "Amount": 10}})).await;
+    let got = fx
+        .one(json!({"resource": "bankTransfer", "operation": "get", "id": t["BankTransferID"]}))
+        .await;
+    assert_eq!(got["Amount"].as_f64(), Some(10.0));
+    // Tax rates and currencies.
+    let rate = fx.one(json!({"resource": "taxRate", "operation": "create", "fields": {"Name": "Round trip rate", "TaxComponents": [{"Name": "RT", "Rate": 5}]}})).await;
+    assert_eq!(rate["Name"], "Round trip rate");
+    let cur = fx
+        .one(json!({"resource": "currency", "operation": "create", "fields": {"Code": "EUR"}}))
+        .await;
+    assert_eq!(cur["Code"], "EUR");
+    // Journals (paged by offset), users.
+    let journals = fx
+        .many(json!({"resource": "journal", "operation": "getMany", "returnAll": true}))
+        .await;
+    let mut numbers: Vec<i64> = journals
+        .iter()
+        .filter_map(|j| j["JournalNumber"].as_i64())
+        .collect();
+    assert!(!numbers.is_empty());
+    let n = numbers.len();
+    numbers.dedup();
+    assert_eq!(numbers.len(), n, "offset paging repeats no journal");
+    let users = fx
+        .many(json!({"resource": "user", "operation": "getMany"}))
+        .await;
+    let user = fx
+        .one(json!({"resource": "user", "operation": "get", "id": users[0]["UserID"]}))
+        .await;
+    assert_eq!(user["UserID"], users[0]["UserID"]);
+    // Contacts: history and attachments too.
+    fx.one(json!({"resource": "contact", "operation": "addNote", "id": contact, "note": "Prefers email"})).await;
+    assert!(!fx
+        .many(json!({"resource": "contact", "operation": "history", "id": contact}))
+        .await
+        .is_empty());
+    // The other reports.
+    for report in [
+        "AgedReceivablesByContact",
+        "BankSummary",
+        "ExecutiveSummary",
+    ] {
+        let mut params = json!({});
+        if report.starts_with("Aged") {
+            params = json!({"contactID": contact});
+        }
+        let r = fx.one(json!({"resource": "report", "operation": "report", "report": report, "reportParameters": params})).await;
+        assert!(r["Rows"].is_array(), "{report}: {r}");
+    }
+}
