@@ -536,7 +536,6 @@ const OUTSIDE_EFFECTS: &[&str] = &[
     "ledgerflow.xero",
     "ledgerflow.executeWorkflow",
     "ledgerflow.wait",
-    "ledgerflow.respondToWebhook",
 ];
 
 #[async_trait]
