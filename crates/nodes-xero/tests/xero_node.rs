@@ -567,6 +567,32 @@ async fn every_remaining_writable_resource_round_trips() {
         )
         .await;
     assert_eq!(r["deleted"], true);
+    let r = fx
+        .round_trip("creditNote",
+            json!({"Type": "ACCRECCREDIT", "Contact": {"ContactID": contact}, "Date": "2026-11-02", "LineItems": line}),
+            json!({"Reference": "CN-7"}), "Reference==\"CN-7\"", "delete")
+        .await;
+    assert_eq!(r["Status"], "DELETED");
+    let r = fx
+        .round_trip(
+            "contactGroup",
+            json!({"Name": "Wholesale"}),
+            json!({"Name": "Wholesale clients"}),
+            "Name==\"Wholesale clients\"",
+            "delete",
+        )
+        .await;
+    assert_eq!(r["Status"], "DELETED");
+    let r = fx
+        .round_trip(
+            "trackingCategory",
+            json!({"Name": "Channel"}),
+            json!({"Name": "Sales channel"}),
+            "Name==\"Sales channel\"",
+            "delete",
+        )
+        .await;
+    assert_eq!(r["deleted"], true);
     // Create or update: one call creates, the same call with the id updates.
     let up = fx.one(json!({"resource": "contact", "operation": "createOrUpdate", "fields": {"Name": "Upsert Ltd"}})).await;
     let up2 = fx.one(json!({"resource": "contact", "operation": "createOrUpdate", "fields": {"ContactID": up["ContactID"], "Name": "Upsert Limited"}})).await;

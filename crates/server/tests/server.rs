@@ -2625,5 +2625,146 @@ async fn a_poll_with_nothing_new_makes_one_call() {
     assert!(fx.app.executions_of(&fx.auth, id).await.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_request_node_signs_with_a_xero_credential_as_predefined_type() {
+    let fx = XeroFixture::new(|c| c.auto_approve = true).await;
+    let cred = connected(&fx).await;
+    let tenant = fx.app.store.tenants(&cred).await.unwrap()[0]
+        .tenant_id
+        .clone();
+    let mut http = n8n_node(
+        "Organisation",
+        "n8n-nodes-base.httpRequest",
+        json!({
+        "url": fx.sandbox_url("/api.xro/2.0/Organisation"),
+        "authentication": "predefinedCredentialType", "nodeCredentialType": "xeroOAuth2Api",
+        "sendHeaders": true, "headerParameters": {"parameters": [
+            {"name": "xero-tenant-id", "value": tenant}, {"name": "Accept", "value": "application/json"}]},
+        "options": {}}),
+        200,
+    );
+    http["credentials"] = json!({"xeroOAuth2Api": {"id": cred, "name": "Xero"}});
+    let wf = fx.app.import(&fx.auth, json!({"name": "Raw Xero call", "nodes": [
+        n8n_node("Start", "n8n-nodes-base.manualTrigger", json!({}), 0), http], "connections": chain(&["Start", "Organisation"])})).await;
+    let e = fx
+        .app
+        .post_json(
+            &fx.auth,
+            &format!(
+                "/api/v1/workflows/{}/run?wait=30",
+                wf["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+    let org = &e["runData"]["Organisation"][0]["output"][0][0]["json"];
+    assert!(org["Organisations"][0]["Name"].is_string(), "{org}");
+    let token = fx.app.store.oauth_tokens(&cred).await.unwrap().unwrap();
+    assert!(
+        !e.to_string().contains(token.access_token.expose_secret()),
+        "the token stays out of run data"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xero_trigger_runs_per_event_or_per_delivery_and_filters_by_category() {
+    let fx = XeroFixture::new(|c| c.auto_approve = true).await;
+    let cred = connected(&fx).await;
+    let key = "per-delivery-key";
+    fx.app
+        .http
+        .patch(fx.app.url(&format!("/api/v1/credentials/{cred}")))
+        .headers(fx.auth.clone())
+        .json(&json!({"data": {"webhookKey": key}}))
+        .send()
+        .await
+        .unwrap();
+    let tenant = fx.app.store.tenants(&cred).await.unwrap()[0]
+        .tenant_id
+        .clone();
+    let per_event = fx
+        .app
+        .import(
+            &fx.auth,
+            xero_trigger_workflow("ledgerflow.xeroTrigger", json!({"categories": "INVOICE"})),
+        )
+        .await;
+    let per_delivery = fx
+        .app
+        .import(
+            &fx.auth,
+            xero_trigger_workflow(
+                "ledgerflow.xeroTrigger",
+                json!({"executionPer": "delivery"}),
+            ),
+        )
+        .await;
+    for w in [&per_event, &per_delivery] {
+        fx.app
+            .post_json(
+                &fx.auth,
+                &format!("/api/v1/workflows/{}/activate", w["id"].as_str().unwrap()),
+            )
+            .await;
+    }
+    let event = |category: &str, id: &str| {
+        json!({"resourceUrl": format!("https://api.xero.com/api.xro/2.0/Things/{id}"), "resourceId": id,
+        "eventDateUtc": "2026-12-03T10:00:00.000", "eventType": "UPDATE", "eventCategory": category, "tenantId": tenant, "tenantType": "ORGANISATION"})
+    };
+    let body = json!({"events": [event("INVOICE", "i1"), event("INVOICE", "i2"), event("SUBSCRIPTION", "s1")],
+        "firstEventSequence": 1, "lastEventSequence": 3, "entropy": "X"}).to_string();
+    let sig = {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let resp = fx
+        .app
+        .http
+        .post(fx.app.url(&format!("/webhooks/xero/{cred}")))
+        .header("x-xero-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let events = fx
+        .wait_executions(per_event["id"].as_str().unwrap(), 2)
+        .await;
+    assert_eq!(
+        events.len(),
+        2,
+        "one per INVOICE event; the unknown category is not an invoice"
+    );
+    let batches = fx
+        .wait_executions(per_delivery["id"].as_str().unwrap(), 1)
+        .await;
+    assert_eq!(batches.len(), 1);
+    let full: Value = fx
+        .app
+        .http
+        .get(fx.app.url(&format!(
+            "/api/v1/executions/{}",
+            batches[0]["id"].as_str().unwrap()
+        )))
+        .headers(fx.auth.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        full["runData"]["Xero"][0]["output"][0]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "all three, unknown category passed through"
+    );
+}
+
 #[path = "pages/workflows.rs"]
 mod workflow_pages;
