@@ -257,8 +257,20 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let creds = state.store.count_credentials().await.unwrap_or(-1) as f64;
-    let body = state
-        .metrics
-        .render(&[("ledgerflow_credentials", "Credentials stored.", creds)]);
+    let queued = state.store.count_executions("queued").await.unwrap_or(-1) as f64;
+    let running = state.store.count_executions("running").await.unwrap_or(-1) as f64;
+    let body = state.metrics.render(&[
+        ("ledgerflow_credentials", "Credentials stored.", creds),
+        (
+            "ledgerflow_executions_queued",
+            "Executions waiting for a worker.",
+            queued,
+        ),
+        (
+            "ledgerflow_executions_running",
+            "Executions being run by any server.",
+            running,
+        ),
+    ]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

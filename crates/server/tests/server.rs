@@ -602,6 +602,7 @@ async fn metrics_count_requests_for_signed_in_scrapers() {
         "{text}"
     );
     assert!(text.contains("ledgerflow_credentials 0"));
+    assert!(text.contains("ledgerflow_executions_queued 0"));
     assert!(text.contains("process_resident_memory_bytes"));
 }
 
@@ -2764,6 +2765,49 @@ async fn xero_trigger_runs_per_event_or_per_delivery_and_filters_by_category() {
         3,
         "all three, unknown category passed through"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_answer_at_once_or_with_the_last_node() {
+    let app = TestApp::spawn().await;
+    app.set_up_owner().await;
+    let auth = app.bearer(&app.api_key().await);
+    let make = |path: &str, mode: &str| {
+        json!({"name": format!("Hook {mode}"), "nodes": [
+            n8n_node("Hook", "n8n-nodes-base.webhook", json!({"httpMethod": "POST", "path": path, "responseMode": mode}), 0),
+            n8n_node("Sum", "n8n-nodes-base.set", json!({"mode": "manual", "assignments": {"assignments": [
+                {"id": "a", "name": "sum", "value": "={{ $json.body.a + $json.body.b }}", "type": "number"}]}, "options": {}}), 200),
+        ], "connections": chain(&["Hook", "Sum"])})
+    };
+    for (path, mode) in [("now", "onReceived"), ("last", "lastNode")] {
+        let wf = app.import(&auth, make(path, mode)).await;
+        app.post_json(
+            &auth,
+            &format!("/api/v1/workflows/{}/activate", wf["id"].as_str().unwrap()),
+        )
+        .await;
+    }
+    let resp = app
+        .http
+        .post(app.url("/webhook/now"))
+        .json(&json!({"a": 1, "b": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"message": "Workflow was started"})
+    );
+    let resp = app
+        .http
+        .post(app.url("/webhook/last"))
+        .json(&json!({"a": 1, "b": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["sum"], 3);
 }
 
 #[path = "pages/workflows.rs"]

@@ -415,6 +415,17 @@ impl Store {
         rows.iter().map(execution).collect()
     }
 
+    /// How many executions are in a status (for metrics).
+    pub async fn count_executions(&self, status: &str) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM executions WHERE status = $1")
+                .bind(status)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+        )
+    }
+
     /// Deletes finished executions older than `before_ms` (the retention setting).
     pub async fn prune_executions(&self, before_ms: i64) -> Result<u64> {
         let done = sqlx::query(
