@@ -528,7 +528,7 @@ pub struct StoreObserver {
 }
 
 /// The longest a run of side-effect-free nodes goes without a checkpoint.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 /// Node types whose work reaches outside the execution: always checkpointed after.
 const OUTSIDE_EFFECTS: &[&str] = &[
