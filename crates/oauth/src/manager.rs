@@ -46,7 +46,7 @@ pub struct ClientConfig {
 }
 
 /// Storage the manager needs. Implemented over the database by the server.
-pub trait TokenStore: Send + Sync + 'static {
+pub trait TokenStore: Clone + Send + Sync + 'static {
     fn load(
         &self,
         credential_id: &str,
@@ -185,10 +185,11 @@ impl<S: TokenStore> TokenManager<S> {
 
     /// Forgets cached tokens of a credential (after a reconnect, disconnect or delete).
     pub fn forget(&self, credential_id: &str) {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(credential_id);
+        // Keep the per-credential lock: a task may hold it right now.
+        self.with_state(credential_id, |s| {
+            s.cached = None;
+            s.failed = None;
+        });
     }
 
     /// A valid access token for the credential, refreshing it first if it is close to expiry.
@@ -238,15 +239,17 @@ impl<S: TokenStore> TokenManager<S> {
                 .filter(|(at, _)| at.elapsed() < FAILURE_HOLD)
                 .map(|(_, e)| e.clone())
         }) {
-            return Err(TokenError::Refresh(err));
+            return still_valid(&stored, rejected.as_deref()).ok_or(TokenError::Refresh(err));
         }
         // Across processes: one refresher per credential.
         let lease = format!("oauth-refresh:{id}");
+        // One holder name per acquisition: a renewal can never be mistaken for someone else's.
+        let holder = format!("{}-{}", self.holder, uuid::Uuid::new_v4().simple());
         let deadline = Instant::now() + Duration::from_millis(LEASE_TTL_MS as u64 + 5_000);
         loop {
             if self
                 .store
-                .try_lease(&lease, &self.holder, LEASE_TTL_MS)
+                .try_lease(&lease, &holder, LEASE_TTL_MS)
                 .await
                 .map_err(TokenError::Store)?
             {
@@ -258,14 +261,32 @@ impl<S: TokenStore> TokenManager<S> {
                 return Ok(self.cache(id, t, stored.issued_at_ms));
             }
             if Instant::now() > deadline {
-                return Err(TokenError::Busy);
+                return still_valid(&stored, rejected.as_deref()).ok_or(TokenError::Busy);
             }
         }
+        // Released when this scope ends, also if the caller stops waiting half way.
+        let _release = LeaseGuard {
+            store: self.store.clone(),
+            name: lease,
+            holder,
+        };
         let result = self.refresh_holding_lease(id, &usable).await;
-        if let Err(e) = self.store.release_lease(&lease, &self.holder).await {
-            tracing::warn!(credential = %id, error = %e, "could not release the refresh lease; it will expire");
+        match result {
+            // A transient failure while the current token still has time left: use it.
+            Err(TokenError::Refresh(e)) => match self
+                .load(id)
+                .await
+                .ok()
+                .and_then(|s| still_valid(&s, rejected.as_deref()))
+            {
+                Some(t) => {
+                    tracing::warn!(credential = %id, error = %e, "refresh failed; the current access token is still valid");
+                    Ok(t)
+                }
+                None => Err(TokenError::Refresh(e)),
+            },
+            other => other,
         }
-        result
     }
 
     async fn load(&self, id: &str) -> Result<StoredTokens, TokenError> {
@@ -316,7 +337,11 @@ impl<S: TokenStore> TokenManager<S> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let issued = now_ms();
         match flow::refresh(&self.http, &config.provider, &config.client, &refresh_token).await {
-            Ok(resp) => {
+            Ok(mut resp) => {
+                // A provider may leave the refresh token out (RFC 6749 §6): keep the current one.
+                if resp.refresh_token.is_none() {
+                    resp.refresh_token = Some(refresh_token.clone());
+                }
                 let expires = issued + resp.expires_in * 1000;
                 let scope = resp
                     .scope
@@ -346,6 +371,12 @@ impl<S: TokenStore> TokenManager<S> {
                 ))
             }
             Err(OAuthError::InvalidGrant(desc)) => {
+                // Someone may have refreshed (or reconnected) since we read the token we used.
+                if let Ok(latest) = self.load(id).await {
+                    if latest.generation != stored.generation {
+                        return Ok(self.cache(id, to_access(&latest), latest.issued_at_ms));
+                    }
+                }
                 let reason = format!(
                     "the provider refused the refresh token (invalid_grant{}); it was revoked, expired after 60 days unused, or already used. Reconnect the credential",
                     desc.map(|d| format!(": {d}")).unwrap_or_default()
@@ -406,6 +437,37 @@ impl<S: TokenStore> TokenManager<S> {
             }
         }
         (ok, failed)
+    }
+}
+
+/// The stored access token when it still has at least 30 seconds and is not the rejected one.
+fn still_valid(stored: &StoredTokens, rejected: Option<&str>) -> Option<AccessToken> {
+    let ok = stored.access_expires_at_ms > now_ms() + 30_000
+        && rejected.is_none_or(|r| r != stored.access_token.expose_secret());
+    ok.then(|| to_access(stored))
+}
+
+/// Releases a refresh lease when dropped, from a task of its own.
+struct LeaseGuard<S: TokenStore> {
+    store: S,
+    name: String,
+    holder: String,
+}
+
+impl<S: TokenStore> Drop for LeaseGuard<S> {
+    fn drop(&mut self) {
+        let (store, name, holder) = (
+            self.store.clone(),
+            std::mem::take(&mut self.name),
+            std::mem::take(&mut self.holder),
+        );
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = store.release_lease(&name, &holder).await {
+                    tracing::warn!(lease = %name, error = %e, "could not release the refresh lease; it will expire");
+                }
+            });
+        }
     }
 }
 

@@ -337,7 +337,13 @@ pub async fn execute(state: &AppState, record: ExecutionRecord) {
         tracing::warn!(execution = %id, error = %message, "execution could not run");
         let _ = state
             .store
-            .finish_execution(&id, status::FAILED, None, Some(&message))
+            .finish_execution(
+                &id,
+                &state.runtime.worker_id,
+                status::FAILED,
+                None,
+                Some(&message),
+            )
             .await;
     }
 }
@@ -455,11 +461,22 @@ async fn execute_inner(
         Some(node) => format!("{node}: {}", e.message),
         None => e.message.clone(),
     });
-    state
+    let recorded = state
         .store
-        .finish_execution(&record.id, status, Some(&runs), error.as_deref())
+        .finish_execution(
+            &record.id,
+            &state.runtime.worker_id,
+            status,
+            Some(&runs),
+            error.as_deref(),
+        )
         .await
         .map_err(|e| e.to_string())?;
+    if !recorded {
+        // Cancelled, or recovered and handed to another worker meanwhile: its outcome stands.
+        tracing::warn!(execution = %record.id, "execution ended here after it was cancelled or taken over; not recorded");
+        return Ok(());
+    }
     if let Some(tx) = lock(&state.runtime.webhook_waiters).remove(&record.id) {
         let response = result
             .webhook_response
@@ -752,9 +769,20 @@ pub async fn handle_webhook(
             ))
         });
     };
+    let mut request = request;
     if trigger.authentication != "none" {
-        check_webhook_auth(state, &trigger, &request).await?;
+        let checked_header = check_webhook_auth(state, &trigger, &request).await?;
+        if let Some(name) = checked_header {
+            request
+                .headers
+                .retain(|k, _| !k.eq_ignore_ascii_case(&name));
+        }
     }
+    // Credentials a caller sent never reach run data.
+    request.headers.retain(|k, _| {
+        !["authorization", "proxy-authorization", "cookie"]
+            .contains(&k.to_ascii_lowercase().as_str())
+    });
     let data = TriggerData {
         start_node: Some(trigger.node.clone()),
         items: vec![request.into_item()],
@@ -788,11 +816,13 @@ pub async fn handle_webhook(
     }
 }
 
+/// Checks a webhook's basic or header authentication; returns the header name a header-auth
+/// credential uses (to be kept out of run data).
 async fn check_webhook_auth(
     state: &AppState,
     trigger: &ledgerflow_engine::WebhookTrigger,
     request: &ledgerflow_engine::WebhookRequest,
-) -> Result<(), ApiError> {
+) -> Result<Option<String>, ApiError> {
     let refused = || ApiError::unauthorized("this webhook requires authentication");
     let cred_ref = trigger.credential.as_ref().ok_or_else(refused)?;
     let type_name = if trigger.authentication == "basicAuth" {
@@ -816,7 +846,7 @@ async fn check_webhook_auth(
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let expected_name;
+    let mut expected_name = String::new();
     let (got, expected) = if type_name == "httpBasicAuth" {
         use base64::Engine as _;
         let user = c
@@ -851,7 +881,7 @@ async fn check_webhook_auth(
         Some(g)
             if g.len() == expected.len() && bool::from(g.as_bytes().ct_eq(expected.as_bytes())) =>
         {
-            Ok(())
+            Ok((type_name == "httpHeaderAuth").then_some(expected_name))
         }
         _ => Err(refused()),
     }

@@ -109,7 +109,9 @@ async fn route_events(state: AppState) {
 
 /// Routes every pending event once. Returns how many events were handled.
 pub async fn route_once(state: &AppState) -> Result<usize, String> {
-    let stale = ledgerflow_store::now_ms() - 60_000;
+    // Fetching full records waits on Xero's limits: a router gets ten minutes before its events
+    // are handed to another.
+    let stale = ledgerflow_store::now_ms() - 600_000;
     state
         .store
         .requeue_stale_webhook_events(stale)
@@ -145,6 +147,8 @@ pub async fn route_once(state: &AppState) -> Result<usize, String> {
     let mut handled = 0;
     // Per (workflow, node): items for one execution per delivery pass.
     let mut batches: HashMap<(String, String), Vec<Item>> = HashMap::new();
+    // Events that fed a batch are finished only once the batch is queued.
+    let mut batched_events: Vec<String> = Vec::new();
     for event in pending {
         if !state
             .store
@@ -180,6 +184,9 @@ pub async fn route_once(state: &AppState) -> Result<usize, String> {
                     .entry((workflow_id.clone(), node.clone()))
                     .or_default()
                     .push(item);
+                if !batched_events.contains(&event.id) {
+                    batched_events.push(event.id.clone());
+                }
             } else {
                 let data = TriggerData {
                     start_node: Some(node.clone()),
@@ -190,11 +197,13 @@ pub async fn route_once(state: &AppState) -> Result<usize, String> {
                     .map_err(|e| e.message)?;
             }
         }
-        state
-            .store
-            .finish_webhook_event(&event.id, if used { "processed" } else { "ignored" })
-            .await
-            .map_err(|e| e.to_string())?;
+        if !batched_events.contains(&event.id) {
+            state
+                .store
+                .finish_webhook_event(&event.id, if used { "processed" } else { "ignored" })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         handled += 1;
     }
     for ((workflow_id, node), items) in batches {
@@ -205,6 +214,13 @@ pub async fn route_once(state: &AppState) -> Result<usize, String> {
         enqueue(state, &workflow_id, ExecutionMode::Trigger, &data, None)
             .await
             .map_err(|e| e.message)?;
+    }
+    for id in batched_events {
+        state
+            .store
+            .finish_webhook_event(&id, "processed")
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(handled)
 }
@@ -399,9 +415,11 @@ pub async fn poll_once(
         changed.push((id, updated, r));
     }
     let ids: Vec<String> = changed.iter().map(|(id, _, _)| id.clone()).collect();
+    // Seen ids are recorded only after the execution is queued, so a failed poll is repeated
+    // with the same "new" verdicts.
     let new_ids = state
         .store
-        .poll_mark_seen(workflow_id, &cursor_key, &ids)
+        .poll_unseen(workflow_id, &cursor_key, &ids)
         .await
         .map_err(|e| e.to_string())?;
     let items: Vec<Item> = changed
@@ -429,6 +447,11 @@ pub async fn poll_once(
             .await
             .map_err(|e| e.message)?;
     }
+    state
+        .store
+        .poll_mark_seen(workflow_id, &cursor_key, &new_ids)
+        .await
+        .map_err(|e| e.to_string())?;
     let next = Cursor {
         since: newest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ids: {

@@ -2810,5 +2810,79 @@ async fn webhooks_answer_at_once_or_with_the_last_node() {
     assert_eq!(resp.json::<Value>().await.unwrap()["sum"], 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_authentication_is_checked_and_kept_out_of_run_data() {
+    let app = TestApp::spawn().await;
+    app.set_up_owner().await;
+    let auth = app.bearer(&app.api_key().await);
+    let resp = app.http.post(app.url("/api/v1/credentials")).headers(auth.clone())
+        .json(&json!({"name": "Hook key", "type": "httpHeaderAuth", "data": {"name": "X-Hook-Key", "value": "hook-secret-123"}}))
+        .send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let mut hook = n8n_node(
+        "Hook",
+        "n8n-nodes-base.webhook",
+        json!({"httpMethod": "POST", "path": "guarded", "responseMode": "lastNode", "authentication": "headerAuth"}),
+        0,
+    );
+    hook["credentials"] = json!({"httpHeaderAuth": {"id": "", "name": "Hook key"}});
+    let wf = app.import(&auth, json!({"name": "Guarded", "nodes": [hook, n8n_node("Note", "n8n-nodes-base.noOp", json!({}), 200)],
+        "connections": chain(&["Hook", "Note"])})).await;
+    let id = wf["id"].as_str().unwrap();
+    app.post_json(&auth, &format!("/api/v1/workflows/{id}/activate"))
+        .await;
+    let resp = app
+        .http
+        .post(app.url("/webhook/guarded"))
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .http
+        .post(app.url("/webhook/guarded"))
+        .header("x-hook-key", "wrong")
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .http
+        .post(app.url("/webhook/guarded"))
+        .header("x-hook-key", "hook-secret-123")
+        .header("cookie", "lf_session=abc")
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let execs = app.executions_of(&auth, id).await;
+    assert_eq!(execs.len(), 1, "refused calls start nothing");
+    let full: Value = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/executions/{}",
+            execs[0]["id"].as_str().unwrap()
+        )))
+        .headers(auth.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = full.to_string();
+    assert!(
+        !text.contains("hook-secret-123") && !text.contains("lf_session=abc"),
+        "{text}"
+    );
+    assert_eq!(
+        full["runData"]["Hook"][0]["output"][0][0]["json"]["body"]["x"],
+        1
+    );
+}
+
 #[path = "pages/workflows.rs"]
 mod workflow_pages;

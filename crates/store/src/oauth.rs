@@ -180,7 +180,7 @@ impl Store {
              VALUES ($1, 'connected', NULL, $2, $3, $4, $5, $6, NULL, 0, NULL, NULL, $6) \
              ON CONFLICT (credential_id) DO UPDATE SET status = 'connected', status_reason = NULL, sealed_tokens = excluded.sealed_tokens, \
              key_version = excluded.key_version, access_expires_at = excluded.access_expires_at, granted_scope = excluded.granted_scope, \
-             connected_at = excluded.connected_at, generation = credential_oauth.generation + 1, last_error = NULL, last_error_at = NULL, updated_at = excluded.updated_at",
+             connected_at = excluded.connected_at, refreshed_at = NULL, generation = credential_oauth.generation + 1, last_error = NULL, last_error_at = NULL, updated_at = excluded.updated_at",
         )
         .bind(credential_id)
         .bind(sealed)

@@ -319,25 +319,29 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records how an execution ended (unless it was cancelled meanwhile).
+    /// Records how an execution ended, if `worker` still owns it (not cancelled, not recovered
+    /// and handed to another worker meanwhile). Returns whether it was recorded.
     pub async fn finish_execution(
         &self,
         id: &str,
+        worker: &str,
         status: &str,
         run_data: Option<&str>,
         error: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE executions SET status = $1, run_data = COALESCE($2, run_data), error = $3, finished_at = $4 WHERE id = $5 AND status IN ('running', 'queued')",
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE executions SET status = $1, run_data = COALESCE($2, run_data), error = $3, finished_at = $4 \
+             WHERE id = $5 AND status IN ('running', 'queued') AND (claimed_by = $6 OR claimed_by IS NULL)",
         )
         .bind(status)
         .bind(run_data)
         .bind(error)
         .bind(now_ms())
         .bind(id)
+        .bind(worker)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Cancels a queued or running execution; false if it had already ended.
@@ -467,6 +471,31 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Which of `ids` a polling trigger has not seen yet (nothing is recorded).
+    pub async fn poll_unseen(
+        &self,
+        workflow_id: &str,
+        node: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>> {
+        let mut unseen = Vec::new();
+        for id in ids {
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM poll_seen WHERE workflow_id = $1 AND node = $2 AND record_id = $3",
+            )
+            .bind(workflow_id)
+            .bind(node)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+            if n == 0 {
+                unseen.push(id.clone());
+            }
+        }
+        Ok(unseen)
     }
 
     /// Records ids a polling trigger has seen; returns those that were new.

@@ -607,20 +607,33 @@ async fn each_queued_execution_is_claimed_by_exactly_one_worker(db: &TestDb) {
     all.sort();
     all.dedup();
     assert_eq!((n, all.len()), (20, 20));
-    store
-        .finish_execution(&all[0], "succeeded", Some("{\"nodes\":{}}"), None)
+    let owner = |id: String| {
+        let store = store.clone();
+        async move { store.execution(&id).await.unwrap().claimed_by.unwrap() }
+    };
+    let w0 = owner(all[0].clone()).await;
+    assert!(
+        !store
+            .finish_execution(&all[0], "someone-else", "succeeded", None, None)
+            .await
+            .unwrap(),
+        "only the owning worker records the outcome"
+    );
+    assert!(store
+        .finish_execution(&all[0], &w0, "succeeded", Some("{\"nodes\":{}}"), None)
         .await
-        .unwrap();
+        .unwrap());
     let done = store.execution(&all[0]).await.unwrap();
     assert_eq!(done.status, "succeeded");
     assert!(done.finished_at.is_some() && done.run_data.is_some());
     assert!(store.cancel_execution(&all[1]).await.unwrap());
     assert!(!store.cancel_execution(&all[1]).await.unwrap());
     // A cancelled execution stays cancelled when its worker finishes late.
-    store
-        .finish_execution(&all[1], "succeeded", None, None)
+    let w1 = owner(all[1].clone()).await;
+    assert!(!store
+        .finish_execution(&all[1], &w1, "succeeded", None, None)
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(store.execution(&all[1]).await.unwrap().status, "cancelled");
     let filter = ledgerflow_store::ExecutionFilter {
         workflow_id: Some(w.id.clone()),

@@ -224,8 +224,23 @@ impl<T: AccessTokens> XeroClient<T> {
 
     fn url(&self, target: &Target, path: &str) -> Result<reqwest::Url, ApiError> {
         if path.starts_with("https://") || path.starts_with("http://") {
-            return reqwest::Url::parse(path)
-                .map_err(|e| ApiError::Invalid(format!("bad URL {path}: {e}")));
+            let url = reqwest::Url::parse(path)
+                .map_err(|e| ApiError::Invalid(format!("bad URL {path}: {e}")))?;
+            // The access token goes only to Xero (or the sandbox the credential uses).
+            let base = &target.endpoints.api_base;
+            let same_origin = url.scheme() == base.scheme()
+                && url.host_str() == base.host_str()
+                && url.port_or_known_default() == base.port_or_known_default();
+            let xero = url.scheme() == "https"
+                && url
+                    .host_str()
+                    .is_some_and(|h| h == "xero.com" || h.ends_with(".xero.com"));
+            if !(same_origin || xero) {
+                return Err(ApiError::Invalid(format!(
+                    "{path} is not a Xero API address; the credential's token is only sent to https://*.xero.com (or the sandbox it uses)"
+                )));
+            }
+            return Ok(url);
         }
         target
             .endpoints

