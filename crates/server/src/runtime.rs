@@ -316,6 +316,10 @@ async fn maintenance(state: AppState) {
             last_prune = std::time::Instant::now();
             let before =
                 ledgerflow_store::now_ms() - state.runtime.config.retention.as_millis() as i64;
+            let _ = state
+                .store
+                .prune_leases(ledgerflow_store::now_ms() - 86_400_000)
+                .await;
             if let Ok(n) = state.store.prune_executions(before).await {
                 if n > 0 {
                     tracing::info!(deleted = n, "old executions deleted (retention)");

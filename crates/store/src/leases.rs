@@ -34,4 +34,13 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Deletes leases that expired before `before_ms` (schedule ticks leave one each).
+    pub async fn prune_leases(&self, before_ms: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM leases WHERE expires_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -512,6 +512,19 @@ async fn a_lease_has_one_holder_until_it_expires(db: &TestDb) {
     );
     store.release_lease("short", "b").await.unwrap();
     assert!(store.try_lease("short", "a", 60_000).await.unwrap());
+    assert!(store.try_lease("old", "a", -10).await.unwrap());
+    assert_eq!(
+        store
+            .prune_leases(ledgerflow_store::now_ms())
+            .await
+            .unwrap(),
+        1,
+        "only the expired one"
+    );
+    assert!(
+        !store.try_lease("short", "b", 60_000).await.unwrap(),
+        "live leases stay"
+    );
 }
 
 async fn rotation_covers_tokens_and_states(db: &TestDb) {
