@@ -822,6 +822,15 @@ impl XeroFixture {
     }
 }
 
+/// What Xero sends as `x-xero-signature`: base64 HMAC-SHA256 of the body under the webhook key.
+fn xero_signature(key: &str, body: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
 fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
     Some(&tag[start..start + tag[start..].find('"')?])
@@ -1707,13 +1716,7 @@ async fn signed_xero_webhooks_are_stored_once_and_bad_signatures_refused() {
     // The same delivery again (Xero duplicates happen): nothing new.
     let event: Value = serde_json::from_str(&invoice_events[0].payload).unwrap();
     let body = json!({"events": [event], "firstEventSequence": 7, "lastEventSequence": 7, "entropy": "AGAIN"}).to_string();
-    let sig = {
-        use base64::Engine;
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    };
+    let sig = xero_signature(&key, &body);
     let resp = fx
         .app
         .http
@@ -2459,13 +2462,7 @@ async fn a_xero_invoice_webhook_runs_the_workflow_once_with_the_full_invoice() {
     let mut clean = event.clone();
     clean.as_object_mut().unwrap().remove("record");
     let body = json!({"events": [clean], "firstEventSequence": 1, "lastEventSequence": 1, "entropy": "DUP"}).to_string();
-    let sig = {
-        use base64::Engine;
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    };
+    let sig = xero_signature(&key, &body);
     let delivery = fx.app.url(&format!("/webhooks/xero/{cred}"));
     assert_eq!(
         fx.app
@@ -2714,13 +2711,7 @@ async fn xero_trigger_runs_per_event_or_per_delivery_and_filters_by_category() {
     };
     let body = json!({"events": [event("INVOICE", "i1"), event("INVOICE", "i2"), event("SUBSCRIPTION", "s1")],
         "firstEventSequence": 1, "lastEventSequence": 3, "entropy": "X"}).to_string();
-    let sig = {
-        use base64::Engine;
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    };
+    let sig = xero_signature(key, &body);
     let resp = fx
         .app
         .http
