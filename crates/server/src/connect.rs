@@ -470,12 +470,35 @@ pub async fn delete(
     force: bool,
 ) -> Result<(), ConnectError> {
     let c = state.store.get_credential(credential_id).await?;
+    // Hold the refresh lease while revoking, so no refresh rotates the token under us (a lease
+    // abandoned by a dead process lapses within 30 s).
+    let lease = format!("oauth-refresh:{}", c.id);
+    let holder = format!("delete-{}", uuid::Uuid::new_v4().simple());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(35);
+    while !state.store.try_lease(&lease, &holder, 30_000).await? {
+        if std::time::Instant::now() > deadline {
+            return Err(ConnectError::Upstream(
+                "the credential's token is being refreshed; try deleting again in a moment".into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let result = revoke_and_delete(state, &c, force).await;
+    let _ = state.store.release_lease(&lease, &holder).await;
+    result
+}
+
+async fn revoke_and_delete(
+    state: &AppState,
+    c: &Credential,
+    force: bool,
+) -> Result<(), ConnectError> {
     if c.type_name == "xeroOAuth2Api" {
         if let Some(tokens) = state.store.oauth_tokens(&c.id).await? {
             if let Some(refresh) = tokens.refresh_token {
                 let result = async {
-                    let endpoints = endpoints(&state.config, &c)?;
-                    let client = client_auth(&state.store, &c).await?;
+                    let endpoints = endpoints(&state.config, c)?;
+                    let client = client_auth(&state.store, c).await?;
                     ledgerflow_oauth::revoke(&state.http, &provider(&endpoints), &client, &refresh)
                         .await
                         .map_err(|e| ConnectError::Upstream(e.to_string()))
