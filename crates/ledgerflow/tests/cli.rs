@@ -749,15 +749,7 @@ impl SandboxProcess {
             .json()
             .await
             .unwrap();
-        c["grant_types"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| k.starts_with("refresh_token"))
-                    .filter_map(|(_, v)| v.as_u64())
-                    .sum()
-            })
-            .unwrap_or(0)
+        ledgerflow_sandbox::admin::token_calls(&c, "refresh_token")
     }
 }
 

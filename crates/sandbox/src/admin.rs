@@ -115,6 +115,20 @@ async fn reset(State(sandbox): State<Arc<Sandbox>>) -> Response {
     }
 }
 
+/// Token endpoint calls of one grant type (successful and failed) in a `GET /_sandbox/counters`
+/// answer, whose `grant_types` are keyed `"<grant type> ok"` and `"<grant type> error"`.
+pub fn token_calls(counters: &Value, grant_type: &str) -> u64 {
+    counters["grant_types"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.split(' ').next() == Some(grant_type))
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// An app as the admin API shows it: everything, secrets included.
 pub fn app_json(app: &App) -> Value {
     json!({

@@ -809,16 +809,7 @@ impl XeroFixture {
             .json()
             .await
             .unwrap();
-        // Keyed "refresh_token ok" / "refresh_token error": every call that reached Xero.
-        c["grant_types"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| k.starts_with("refresh_token"))
-                    .filter_map(|(_, v)| v.as_u64())
-                    .sum()
-            })
-            .unwrap_or(0)
+        ledgerflow_sandbox::admin::token_calls(&c, "refresh_token")
     }
 }
 
@@ -1252,19 +1243,10 @@ async fn two_token_managers_on_one_database_refresh_once() {
             c.access_token_ttl = std::time::Duration::from_secs(2);
         })
         .await;
-        let db = if postgres {
-            match ledgerflow_store::testing::TestDb::postgres().await {
-                Some(db) => Some(db),
-                None => continue,
-            }
-        } else {
-            None
+        let Some(db) = EngineDb::new(postgres).await else {
+            continue;
         };
-        let home = tempfile::tempdir().unwrap();
-        let url = db
-            .as_ref()
-            .map(|d| d.url.clone())
-            .unwrap_or_else(|| ledgerflow_store::sqlite_url(home.path()));
+        let url = db.url.clone();
         let key = ledgerflow_store::vault::generate_key();
         let open = || async {
             let store = Store::connect(&url, Keyring::from_env_value(&key).unwrap())
@@ -1325,11 +1307,9 @@ async fn two_token_managers_on_one_database_refresh_once() {
         assert_eq!(fx.refresh_calls().await - before, 1, "postgres={postgres}");
         assert_eq!(distinct.len(), 1);
         assert_eq!(a.tokens.refresh_count() + b.tokens.refresh_count(), 1);
-        if let Some(db) = db {
-            a.store.close().await;
-            b.store.close().await;
-            db.drop_db().await;
-        }
+        a.store.close().await;
+        b.store.close().await;
+        db.drop_db().await;
     }
 }
 
@@ -1785,6 +1765,40 @@ async fn signed_xero_webhooks_are_stored_once_and_bad_signatures_refused() {
 // ---------------------------------------------------------------------------------------------
 // Workflows and executions.
 
+/// A database for a test that runs on both engines: a SQLite file in a temporary folder, or a
+/// throwaway PostgreSQL database (`None` when there is no server, outside CI).
+struct EngineDb {
+    url: String,
+    pg: Option<ledgerflow_store::testing::TestDb>,
+    _home: tempfile::TempDir,
+}
+
+impl EngineDb {
+    async fn new(postgres: bool) -> Option<EngineDb> {
+        let home = tempfile::tempdir().unwrap();
+        let pg = if postgres {
+            Some(ledgerflow_store::testing::TestDb::postgres().await?)
+        } else {
+            None
+        };
+        let url = pg
+            .as_ref()
+            .map(|d| d.url.clone())
+            .unwrap_or_else(|| ledgerflow_store::sqlite_url(home.path()));
+        Some(EngineDb {
+            url,
+            pg,
+            _home: home,
+        })
+    }
+
+    async fn drop_db(self) {
+        if let Some(db) = self.pg {
+            db.drop_db().await;
+        }
+    }
+}
+
 /// A node as n8n exports it (the current version of each node type).
 fn n8n_node(name: &str, ty: &str, params: Value, x: i64) -> Value {
     let version = match ty {
@@ -2113,19 +2127,10 @@ async fn retry_on_fail_continue_on_fail_and_the_error_workflow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_schedule_fires_on_time_and_once_per_tick_across_two_processes() {
     for postgres in [false, true] {
-        let db = if postgres {
-            match ledgerflow_store::testing::TestDb::postgres().await {
-                Some(db) => Some(db),
-                None => continue,
-            }
-        } else {
-            None
+        let Some(db) = EngineDb::new(postgres).await else {
+            continue;
         };
-        let home = tempfile::tempdir().unwrap();
-        let url = db
-            .as_ref()
-            .map(|d| d.url.clone())
-            .unwrap_or_else(|| ledgerflow_store::sqlite_url(home.path()));
+        let url = db.url.clone();
         let key = ledgerflow_store::vault::generate_key();
         let mut states = Vec::new();
         for _ in 0..2 {
@@ -2190,12 +2195,10 @@ async fn a_schedule_fires_on_time_and_once_per_tick_across_two_processes() {
             "about one per second (postgres={postgres}): {ticks:?}"
         );
         assert!(list.iter().all(|e| e.mode == "trigger"));
-        if let Some(db) = db {
-            for s in &states {
-                s.store.close().await;
-            }
-            db.drop_db().await;
+        for s in &states {
+            s.store.close().await;
         }
+        db.drop_db().await;
     }
 }
 
@@ -2499,18 +2502,11 @@ async fn a_xero_invoice_webhook_runs_the_workflow_once_with_the_full_invoice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn polling_fires_once_per_change_across_restarts_and_processes() {
     for postgres in [false, true] {
-        let db = if postgres {
-            match ledgerflow_store::testing::TestDb::postgres().await {
-                Some(db) => Some(db),
-                None => continue,
-            }
-        } else {
-            None
+        let Some(db) = EngineDb::new(postgres).await else {
+            continue;
         };
-        polling_scenario(db.as_ref().map(|d| d.url.as_str())).await;
-        if let Some(db) = db {
-            db.drop_db().await;
-        }
+        polling_scenario(db.pg.as_ref().map(|d| d.url.as_str())).await;
+        db.drop_db().await;
     }
 }
 

@@ -201,16 +201,37 @@ impl Store {
         trigger_data: &str,
         retry_of: Option<&str>,
     ) -> Result<ExecutionRecord> {
+        self.insert_execution(workflow_id, mode, trigger_data, retry_of, None)
+            .await
+    }
+
+    /// Inserts an execution: queued, or already running under `claimed_by`.
+    async fn insert_execution(
+        &self,
+        workflow_id: &str,
+        mode: &str,
+        trigger_data: &str,
+        retry_of: Option<&str>,
+        claimed_by: Option<&str>,
+    ) -> Result<ExecutionRecord> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let now = now_ms();
+        let (status, started) = match claimed_by {
+            Some(_) => (status::RUNNING, Some(now)),
+            None => (status::QUEUED, None),
+        };
         sqlx::query(
-            "INSERT INTO executions (id, workflow_id, status, mode, trigger_data, retry_of, created_at) VALUES ($1, $2, 'queued', $3, $4, $5, $6)",
+            "INSERT INTO executions (id, workflow_id, status, mode, trigger_data, retry_of, claimed_by, heartbeat_at, created_at, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)",
         )
         .bind(&id)
         .bind(workflow_id)
+        .bind(status)
         .bind(mode)
         .bind(trigger_data)
         .bind(retry_of)
+        .bind(claimed_by)
+        .bind(started)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -284,20 +305,8 @@ impl Store {
         trigger_data: &str,
         worker: &str,
     ) -> Result<ExecutionRecord> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO executions (id, workflow_id, status, mode, trigger_data, claimed_by, heartbeat_at, created_at, started_at) VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $6)",
-        )
-        .bind(&id)
-        .bind(workflow_id)
-        .bind(mode)
-        .bind(trigger_data)
-        .bind(worker)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        self.execution(&id).await
+        self.insert_execution(workflow_id, mode, trigger_data, None, Some(worker))
+            .await
     }
 
     /// A running execution's worker is alive; also saves progress (run data so far).
