@@ -69,6 +69,9 @@ pub struct Runtime {
     wake: Notify,
     running: Mutex<HashMap<String, CancelToken>>,
     webhook_waiters: Mutex<HashMap<String, oneshot::Sender<WebhookResponse>>>,
+    /// Parsed active workflows by id, with the version they were parsed at: triggers look at
+    /// them several times a second.
+    parsed: Mutex<HashMap<String, (i64, Arc<Workflow>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -88,7 +91,20 @@ impl Runtime {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             webhook_waiters: Mutex::new(HashMap::new()),
+            parsed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A stored workflow parsed, reusing the last parse while its version is unchanged.
+    pub fn parsed(&self, record: &WorkflowRecord) -> Result<Arc<Workflow>, String> {
+        if let Some((version, w)) = lock(&self.parsed).get(&record.id) {
+            if *version == record.version && w.active == record.active {
+                return Ok(w.clone());
+            }
+        }
+        let w = Arc::new(load(record)?);
+        lock(&self.parsed).insert(record.id.clone(), (record.version, w.clone()));
+        Ok(w)
     }
 
     /// Wakes the workers (something was queued).
@@ -746,7 +762,9 @@ pub async fn handle_webhook(
     let mut found = None;
     let mut other_method = false;
     for record in state.store.active_workflows().await? {
-        let Ok(w) = load(&record) else { continue };
+        let Ok(w) = state.runtime.parsed(&record) else {
+            continue;
+        };
         for t in ledgerflow_engine::webhook_triggers(&w) {
             if t.path == path {
                 if t.method == method {
@@ -904,7 +922,9 @@ async fn scheduler(state: AppState) {
         };
         let mut seen = Vec::new();
         for record in active {
-            let Ok(w) = load(&record) else { continue };
+            let Ok(w) = state.runtime.parsed(&record) else {
+                continue;
+            };
             let Ok(triggers) = schedule_triggers(&w) else {
                 continue;
             };

@@ -18,7 +18,7 @@ use ledgerflow_store::WebhookEvent;
 use ledgerflow_xero::{catalogue, ApiRequest, Target};
 use serde_json::{json, Value};
 
-use crate::runtime::{enqueue, load, TriggerData};
+use crate::runtime::{enqueue, TriggerData};
 use crate::AppState;
 
 pub fn spawn(state: &AppState) {
@@ -132,7 +132,9 @@ pub async fn route_once(state: &AppState) -> Result<usize, String> {
         .map_err(|e| e.to_string())?;
     let mut listeners = Vec::new();
     for record in &active {
-        let Ok(w) = load(record) else { continue };
+        let Ok(w) = state.runtime.parsed(record) else {
+            continue;
+        };
         for node in trigger_nodes(&w, WEBHOOK_TRIGGER) {
             let Ok(params) =
                 serde_json::from_value::<WebhookTriggerParams>(node.parameters.clone())
@@ -242,7 +244,9 @@ async fn poll(state: AppState) {
             continue;
         };
         for record in active {
-            let Ok(w) = load(&record) else { continue };
+            let Ok(w) = state.runtime.parsed(&record) else {
+                continue;
+            };
             for node in trigger_nodes(&w, POLL_TRIGGER) {
                 let Ok(params) = PollTriggerParams::parse(&node.parameters) else {
                     continue;
